@@ -1,0 +1,1 @@
+"""Fused CPU kernels (numba)."""

@@ -1,0 +1,5 @@
+"""Spiking layers (``nn.Module``), time-major ``[T, B, ...]``."""
+
+from .lif import LIF, LIFState
+
+__all__ = ["LIF", "LIFState"]
