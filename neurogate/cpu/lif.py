@@ -57,105 +57,102 @@ def _sg(u, k0, k1, one, zero, sid):
 
 
 @lru_cache(maxsize=None)
-def _forward_kernel(reset: int, decay_input: bool):
+def _forward_kernel(reset: int):
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def kernel(x, v0, decay, thr, s_out, v_out, h_out, store, one, zero, bad):
+    def kernel(x, v0, decay, thr, s_out, v_out, h_out, store, di, one, zero, bad):
         T, M = x.shape
         for c in numba.prange((M + CHUNK - 1) // CHUNK):
             lo = c * CHUNK
-            n = min(CHUNK, M - lo)
-            v = np.empty(CHUNK, x.dtype)
-            for j in range(n):
-                v[j] = v0[lo + j]
+            hi = min(lo + CHUNK, M)
+            n = hi - lo
+            # Row slices indexed by the loop counter j >= 0: with a possibly negative index
+            # (lo + j) numba's wraparound check turns every access into a gather.
+            v = v0[lo:hi].copy()
+            d = decay[lo:hi]
+            th = thr[lo:hi]
+            cin = one - di * d  # input scale: 1 - decay with decay_input (di = 1), else exactly 1
             nbad = 0
             for t in range(T):
-                th_row = t * store
+                xr = x[t, lo:hi]
+                sr = s_out[t, lo:hi]
+                hr = h_out[t * store, lo:hi]
                 for j in range(n):
-                    m = lo + j
-                    xv = x[t, m]
-                    d = decay[m]
-                    th = thr[m]
-                    if decay_input:
-                        h = d * v[j] + (one - d) * xv
-                    else:
-                        h = d * v[j] + xv
-                    s = one if h >= th else zero
-                    s_out[t, m] = s
-                    h_out[th_row, m] = h
+                    xv = xr[j]
+                    h = d[j] * v[j] + cin[j] * xv
+                    s = one if h >= th[j] else zero
+                    sr[j] = s
+                    hr[j] = h
                     nbad += (xv - xv) != zero  # inf - inf and NaN - NaN are NaN
                     if reset == 0:
-                        v[j] = h - s * th
+                        v[j] = h - s * th[j]
                     elif reset == 1:
                         v[j] = h * (one - s)
                     else:
                         v[j] = h
-            for j in range(n):
-                v_out[lo + j] = v[j]
+            v_out[lo:hi] = v
             bad[c] = nbad
 
     return kernel
 
 
 @lru_cache(maxsize=None)
-def _backward_kernel(reset: int, sid: int, decay_input: bool, detach: bool):
+def _backward_kernel(reset: int, sid: int, const_grad: bool):
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def kernel(gs, gvT, gh, has_gh, h, x, v0, decay, thr, gx, gv0, gd, gth, k0, k1, one, zero):
+    def kernel(gs, gvT, gh, has_gh, h, x, has_x, v0, decay, thr, gx, gv0, gd, gth, di, nd, k0, k1, one, zero):
+        # di = 1 with decay_input (then x is [T, M], has_x = 1; else a [1, M] zero row);
+        # nd = 0 with detach_reset. Runtime scalars, not branches: the inner loop stays vectorised.
         T, M = h.shape
         for c in numba.prange((M + CHUNK - 1) // CHUNK):
             lo = c * CHUNK
-            n = min(CHUNK, M - lo)
-            gv = np.empty(CHUNK, h.dtype)  # dL/dv_t (post-reset), carried backwards in time
-            hn = np.empty(CHUNK, h.dtype)  # h_t, read one step ahead
-            acc_d = np.zeros(CHUNK, h.dtype)
-            acc_th = np.zeros(CHUNK, h.dtype)
-            for j in range(n):
-                gv[j] = gvT[lo + j]
-                hn[j] = h[T - 1, lo + j] if T > 0 else zero
+            hi = min(lo + CHUNK, M)
+            n = hi - lo
+            d = decay[lo:hi]
+            th = thr[lo:hi]
+            cin = one - di * d
+            gv = gvT[lo:hi].copy()  # dL/dv_t (post-reset), carried backwards in time
+            acc_d = np.zeros(n, h.dtype)
+            acc_th = np.zeros(n, h.dtype)
             for t in range(T - 1, -1, -1):
-                tg = t * has_gh
+                hr = h[t, lo:hi]
+                # v_{t-1} (post-reset) is rebuilt from h_{t-1}; at t = 0 it is v0.
+                hp = h[t - 1, lo:hi] if t > 0 else v0[lo:hi]
+                first = t == 0
+                # const_grad: dL/dS_t is the same for every neuron (a sum() or mean() loss gives a
+                # stride-0 gradient): read one value per step instead of materialising [T, M].
+                gsr = gs[t, 0:1] if const_grad else gs[t, lo:hi]
+                ghr = gh[t * has_gh, lo:hi]
+                gxr = gx[t, lo:hi]
+                xr = x[t * has_x, lo:hi]
                 for j in range(n):
-                    m = lo + j
-                    d = decay[m]
-                    th = thr[m]
-                    ht = hn[j]
-                    s = one if ht >= th else zero
-                    sg = _sg(ht - th, k0, k1, one, zero, sid)
+                    ht = hr[j]
+                    s = one if ht >= th[j] else zero
+                    sg = _sg(ht - th[j], k0, k1, one, zero, sid)
                     g_v = gv[j]
+                    g_s = gsr[0] if const_grad else gsr[j]
                     if reset == 0:
-                        gst = gs[t, m] if detach else gs[t, m] - g_v * th
+                        gst = g_s - nd * g_v * th[j]
                         acc_th[j] -= g_v * s
-                        dh = gh[tg, m] + gst * sg + g_v
+                        dh = ghr[j] + gst * sg + g_v
                     elif reset == 1:
-                        gst = gs[t, m] if detach else gs[t, m] - g_v * ht
-                        dh = gh[tg, m] + gst * sg + g_v * (one - s)
+                        gst = g_s - nd * g_v * ht
+                        dh = ghr[j] + gst * sg + g_v * (one - s)
                     else:
-                        gst = gs[t, m]
-                        dh = gh[tg, m] + gst * sg + g_v
+                        gst = g_s
+                        dh = ghr[j] + gst * sg + g_v
                     acc_th[j] -= gst * sg
-                    if t > 0:
-                        hp = h[t - 1, m]
-                        sp = one if hp >= th else zero
+                    vp = hp[j]
+                    if not first:
+                        sp = one if vp >= th[j] else zero
                         if reset == 0:
-                            vp = hp - sp * th
+                            vp = vp - sp * th[j]
                         elif reset == 1:
-                            vp = hp * (one - sp)
-                        else:
-                            vp = hp
-                    else:
-                        hp = zero
-                        vp = v0[m]
-                    hn[j] = hp
-                    if decay_input:
-                        gx[t, m] = (one - d) * dh
-                        acc_d[j] += dh * (vp - x[t, m])
-                    else:
-                        gx[t, m] = dh
-                        acc_d[j] += dh * vp
-                    gv[j] = d * dh
-            for j in range(n):
-                gv0[lo + j] = gv[j]
-                gd[lo + j] = acc_d[j]
-                gth[lo + j] = acc_th[j]
+                            vp = vp * (one - sp)
+                    gxr[j] = cin[j] * dh
+                    acc_d[j] += dh * (vp - di * xr[j])
+                    gv[j] = d[j] * dh
+            gv0[lo:hi] = gv
+            gd[lo:hi] = acc_d
+            gth[lo:hi] = acc_th
 
     return kernel
 
@@ -178,11 +175,10 @@ def forward(x, v0, decay, threshold, *, reset: int, decay_input: bool, store_tra
     v_final = torch.empty(M, dtype=cdt)
     h = torch.empty((T if store_trace else 1, M), dtype=cdt)
     bad = np.zeros(max(1, -(-M // CHUNK)), dtype=np.int64)
-    one = _np(torch.ones((), dtype=cdt)).item()
     typ = np.float32 if cdt == torch.float32 else np.float64
-    _forward_kernel(reset, decay_input)(
+    _forward_kernel(reset)(
         _np(x), _np(v0), _np(decay), _np(threshold), _np(spikes), _np(v_final), _np(h),
-        1 if store_trace else 0, typ(one), typ(0), bad,
+        1 if store_trace else 0, typ(decay_input), typ(1), typ(0), bad,
     )
     if not store_trace:
         h = h[:0]
@@ -196,19 +192,20 @@ def backward(grad_s, grad_vT, grad_h, h, x, v0, decay, threshold, *, alpha: floa
     cdt = h.dtype
     typ = np.float32 if cdt == torch.float32 else np.float64
     T, M = h.shape
-    # Gradients arrive in any layout (sum() gives a stride-0 expand): read them as they are.
     gs = grad_s.to(cdt)
-    gs = gs.reshape(T, M) if gs.dim() != 2 else gs
+    const_grad = M > 0 and gs.stride(1) == 0
+    gs = gs[:, :1].contiguous() if const_grad else gs.contiguous()
     gvT = torch.zeros(M, dtype=cdt) if grad_vT is None else grad_vT.to(cdt).contiguous()
     has_gh = grad_h is not None and grad_h.numel() > 0
     gh = grad_h.to(cdt).reshape(T, M) if has_gh else torch.zeros((1, M), dtype=cdt)
-    xs = x.to(cdt).contiguous() if decay_input else torch.zeros((1, 1), dtype=cdt)
+    xs = x.to(cdt).contiguous() if decay_input else torch.zeros((1, M), dtype=cdt)
     v0, decay, threshold = (t.to(cdt).contiguous() for t in (v0, decay, threshold))
     gx = torch.empty((T, M), dtype=cdt)
     gv0, gd, gth = (torch.empty(M, dtype=cdt) for _ in range(3))
     k0, k1 = surrogate_constants(surrogate, alpha)
-    _backward_kernel(reset, surrogate, decay_input, detach_reset)(
-        _np(gs), _np(gvT), _np(gh), 1 if has_gh else 0, _np(h), _np(xs), _np(v0), _np(decay),
-        _np(threshold), _np(gx), _np(gv0), _np(gd), _np(gth), typ(k0), typ(k1), typ(1), typ(0),
+    _backward_kernel(reset, surrogate, const_grad)(
+        _np(gs), _np(gvT), _np(gh), 1 if has_gh else 0, _np(h), _np(xs), 1 if decay_input else 0, _np(v0), _np(decay),
+        _np(threshold), _np(gx), _np(gv0), _np(gd), _np(gth), typ(decay_input), typ(not detach_reset),
+        typ(k0), typ(k1), typ(1), typ(0),
     )
     return gx.to(out_dtype), gv0.to(out_dtype), gd.to(out_dtype), gth.to(out_dtype)
