@@ -127,8 +127,10 @@ def test_no_grad_path_and_half_inputs():
         xh = x.to(dt)
         s, v, h = lif_scan(xh, decay=0.9, return_state=True)
         assert s.dtype == dt and v.dtype == dt and h.dtype == dt
-        ref = lif_scan(xh.float(), decay=0.9, backend="reference")
-        assert torch.equal(s.float(), ref)  # the cpu engine integrates half inputs in float32
+        # The cpu engine integrates half inputs in float32, with parameters in the input's dtype.
+        decay = torch.tensor(0.9, dtype=dt).float()
+        ref = lif_scan(xh.float(), decay=decay, backend="reference")
+        assert torch.equal(s.float(), ref)
 
 
 # --------------------------------------------------------------------------- gradcheck

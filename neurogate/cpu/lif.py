@@ -18,6 +18,8 @@ import numba
 import numpy as np
 import torch
 
+from . import buffers
+
 __all__ = ["forward", "backward", "surrogate_constants"]
 
 CHUNK = 512  # neurons per task: state arrays stay in L1, enough tasks for 2..64 threads
@@ -171,9 +173,9 @@ def forward(x, v0, decay, threshold, *, reset: int, decay_input: bool, store_tra
     cdt = _compute_dtype(out_dtype)
     x, v0, decay, threshold = (t.to(cdt).contiguous() for t in (x, v0, decay, threshold))
     T, M = x.shape
-    spikes = torch.empty((T, M), dtype=cdt)
+    spikes = buffers.empty((T, M), cdt)
     v_final = torch.empty(M, dtype=cdt)
-    h = torch.empty((T if store_trace else 1, M), dtype=cdt)
+    h = buffers.empty((T, M), cdt) if store_trace else torch.empty((1, M), dtype=cdt)
     bad = np.zeros(max(1, -(-M // CHUNK)), dtype=np.int64)
     typ = np.float32 if cdt == torch.float32 else np.float64
     _forward_kernel(reset)(
@@ -200,7 +202,7 @@ def backward(grad_s, grad_vT, grad_h, h, x, v0, decay, threshold, *, alpha: floa
     gh = grad_h.to(cdt).reshape(T, M) if has_gh else torch.zeros((1, M), dtype=cdt)
     xs = x.to(cdt).contiguous() if decay_input else torch.zeros((1, M), dtype=cdt)
     v0, decay, threshold = (t.to(cdt).contiguous() for t in (v0, decay, threshold))
-    gx = torch.empty((T, M), dtype=cdt)
+    gx = buffers.empty((T, M), cdt)
     gv0, gd, gth = (torch.empty(M, dtype=cdt) for _ in range(3))
     k0, k1 = surrogate_constants(surrogate, alpha)
     _backward_kernel(reset, surrogate, const_grad)(

@@ -8,8 +8,6 @@ Example:
     >>> [(d.name, d.state) for d in nd.list_datasets("datasets")]
 """
 
-import importlib.util
-
 from . import loaders  # noqa: F401  (registers the tonic-backed datasets)
 from .events import AUDIO_DTYPE, VISION_DTYPE, make_events, validate_events
 from .frames import FrameSpec, collate_time_major, to_frames
@@ -23,9 +21,9 @@ from .registry import (
     register_dataset,
 )
 
-# The offline default dataset registers itself when its module is present.
-if importlib.util.find_spec(f"{__name__}.event_digits") is not None:
-    from . import event_digits  # noqa: F401
+from . import event_digits  # noqa: F401  (registers the offline default dataset)
+from .emulator import emulate_dvs, nmnist_saccades, still_image_to_video
+from .event_digits import EventDigits, generate_event_digits
 
 __all__ = [
     "load",
@@ -36,6 +34,11 @@ __all__ = [
     "validate_events",
     "to_frames",
     "collate_time_major",
+    "emulate_dvs",
+    "still_image_to_video",
+    "nmnist_saccades",
+    "generate_event_digits",
+    "EventDigits",
     "dataset_names",
     "FrameDataset",
     "FrameSpec",
