@@ -34,7 +34,7 @@ import torch
 
 from .errors import ConfigError
 
-__all__ = ["Surrogate", "SURROGATES", "resolve", "spike"]
+__all__ = ["Surrogate", "SURROGATES", "resolve", "spike", "surrogate_constants"]
 
 
 @dataclass(frozen=True)
@@ -125,3 +125,16 @@ def spike(u: torch.Tensor, surrogate: str | Surrogate = "atan", alpha: float | N
     """:math:`H(u)` (with :math:`H(0)=1`) whose gradient is the named surrogate's derivative."""
     sg, a = resolve(surrogate, alpha)
     return _Spike.apply(u, sg.id, a)
+
+
+def surrogate_constants(sid: int, alpha: float) -> tuple[float, float]:
+    """``(k0, k1)`` of the fused engines' closed forms, which equal :meth:`Surrogate.derivative`."""
+    a = float(alpha)
+    return {
+        0: (a / 2, math.pi * a / 2),  # atan: k0 / (1 + (k1 u)^2)
+        1: (1.0, a),  # fast sigmoid: 1 / (1 + k1 |u|)^2
+        2: (a, a),  # sigmoid: k0 sig(k1 u) (1 - sig(k1 u))
+        3: (a, a),  # triangle: k0 max(0, 1 - k1 |u|)
+        4: (a, 1 / (2 * a)),  # rectangular: k0 [|u| < k1]
+        5: (a / math.sqrt(math.pi), a),  # erf: k0 exp(-(k1 u)^2)
+    }[sid]

@@ -18,24 +18,12 @@ import numba
 import numpy as np
 import torch
 
+from ..surrogate import surrogate_constants
 from . import buffers
 
-__all__ = ["forward", "backward", "surrogate_constants"]
+__all__ = ["forward", "backward"]
 
 CHUNK = 512  # neurons per task: state arrays stay in L1, enough tasks for 2..64 threads
-
-
-def surrogate_constants(sid: int, alpha: float) -> tuple[float, float]:
-    """``(k0, k1)`` such that the kernels' closed forms equal :mod:`neurogate.surrogate`'s."""
-    a = float(alpha)
-    return {
-        0: (a / 2, math.pi * a / 2),  # atan: k0 / (1 + (k1 u)^2)
-        1: (1.0, a),  # fast sigmoid: 1 / (1 + k1 |u|)^2
-        2: (a, a),  # sigmoid: k0 sig(k1 u) (1 - sig(k1 u))
-        3: (a, a),  # triangle: k0 max(0, 1 - k1 |u|)
-        4: (a, 1 / (2 * a)),  # rectangular: k0 [|u| < k1]
-        5: (a / math.sqrt(math.pi), a),  # erf: k0 exp(-(k1 u)^2)
-    }[sid]
 
 
 @numba.njit(inline="always", cache=True)

@@ -129,7 +129,9 @@ def _as_param(name: str, value, x: torch.Tensor, shape: torch.Size, lo=None, hi=
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DTypeError(f"{name} must be a float or a tensor; got {type(value).__name__}")
     _check_range(name, torch.tensor(float(value)), lo, hi)
-    return torch.tensor(float(value), dtype=x.dtype, device=x.device)
+    # new_full launches a fill; torch.tensor(value, device="cuda") would copy from pageable host
+    # memory, which synchronises the stream on every call.
+    return x.new_full((), float(value))
 
 
 def _check_range(name: str, value: torch.Tensor, lo, hi) -> None:
@@ -222,7 +224,7 @@ def lif_scan(
     decay_t = _as_param("decay", decay, x, neuron_shape, 0.0, 1.0)
     thr_t = _as_param("threshold", threshold, x, neuron_shape)
     if v0 is None:
-        v0_t = x.new_zeros(state_shape)
+        v0_t = x.new_zeros(()).expand(state_shape)  # no [B, ...] zeros: engines read stride 0
     else:
         if not isinstance(v0, torch.Tensor):
             raise DTypeError(f"v0 must be a tensor broadcastable to {tuple(state_shape)}; got {type(v0).__name__}")
