@@ -1,0 +1,179 @@
+"""The ``neurogate`` command: ``neurogate train | datasets | models``.
+
+Each subcommand is one ``add_<name>`` function that declares its options and one ``cmd_<name>``
+function that runs it; adding ``export``, ``simulate`` or ``bench`` means adding such a pair to
+:data:`COMMANDS`. An error from neurogate prints one line, without a traceback, and exits 2.
+
+Example:
+    $ neurogate train                                  # lif-convnet on event-digits
+    $ neurogate train --model lif-mlp --epochs 2 --out runs/mlp
+    $ neurogate train --out runs/mlp --resume          # continue an interrupted run
+    $ torchrun --nproc_per_node=2 -m neurogate.cli train --batch-size 64
+    $ neurogate datasets
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError, NeurogateError
+
+__all__ = ["COMMANDS", "build_parser", "main", "train_config_from_args"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except NeurogateError as err:
+        print(f"neurogate {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"neurogate {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="neurogate", description="Spiking neural networks: train, inspect data.")
+    parser.add_argument("--version", action="version", version=f"neurogate {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (add, run, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add(p)
+        p.set_defaults(run=run)
+    return parser
+
+
+# ----------------------------------------------------------------------------------- train
+def add_train(p: argparse.ArgumentParser) -> None:
+    p.epilog = ("Options override --config FILE.yaml, whose keys are TrainConfig field names; "
+                "with --resume the run's own config.yaml is the starting point.")
+    a = p.add_argument
+    a("--config", metavar="FILE.yaml", help="YAML file of TrainConfig fields")
+    a("--model", help="registered model (neurogate models); default lif-convnet")
+    a("--dataset", help="registered dataset (neurogate datasets); default event-digits")
+    a("--epochs", type=int)
+    a("--batch-size", type=int, help="global batch size (split across torchrun processes)")
+    a("--lr", type=float, help="peak learning rate (Adam)")
+    a("--time-steps", type=int, help="frames per sample T")
+    a("--device", help="auto | cpu | cuda")
+    a("--seed", type=int)
+    a("--out", help="run directory (default runs/<model>-<dataset>-<timestamp>)")
+    a("--resume", action="store_true", default=None, help="continue the run in --out")
+    a("--root", help="dataset root (default datasets)")
+    a("--runs-dir", help="parent of auto-named run directories (default runs)")
+    a("--schedule", help="onecycle | cosine | constant")
+    a("--weight-decay", type=float)
+    a("--checkpoint-every", type=int, help="write last.pt every N batches too (0: epoch ends)")
+    a("--eval-batch-size", type=int)
+    a("--num-workers", type=int, help="DataLoader worker processes")
+    a("--train-samples", type=int, help="use only the first N training samples")
+    a("--test-samples", type=int, help="use only the first N test samples")
+    a("--threads", type=int, help="CPU threads for torch and numba (default: theirs)")
+    a("--model-opt", action="append", metavar="KEY=VALUE", dest="model_opt",
+      help="model option, repeatable (e.g. --model-opt hidden=256 --model-opt channels=[8,16])")
+    a("--no-progress", action="store_false", dest="progress", default=None)
+    a("--no-plots", action="store_false", dest="plots", default=None)
+
+
+def train_config_from_args(args: argparse.Namespace):
+    """The :class:`~neurogate.train.TrainConfig` of ``neurogate train``'s arguments.
+
+    Precedence, lowest first: defaults; with ``--resume``, the run's ``config.yaml``; the
+    ``--config`` file; the flags.
+    """
+    from .train import TrainConfig, config_from_dict, load_config
+
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    flags = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    if args.model_opt:
+        flags["model_options"] = _model_options(args.model_opt)
+    base = TrainConfig()
+    if args.resume and args.out and (Path(args.out) / "config.yaml").is_file():
+        saved = yaml.safe_load((Path(args.out) / "config.yaml").read_text()) or {}
+        base = config_from_dict(saved, source=str(Path(args.out) / "config.yaml"))
+    cfg = load_config(args.config, base)
+    if "model_options" in flags:
+        flags["model_options"] = {**cfg.model_options, **flags["model_options"]}
+    return config_from_dict(flags, cfg, source="command line")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import fit
+
+    result = fit(config=train_config_from_args(args))
+    if result.interrupted:
+        return 128 + (result.signal or 2)
+    if result.rank == 0:
+        print(f"best test accuracy {result.best_acc:.4f}, final {result.final_acc:.4f}; "
+              f"run in {result.run_dir}")
+    return 0
+
+
+def _model_options(items: list[str]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--model-opt expects KEY=VALUE, got {item!r}")
+        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    return out
+
+
+# -------------------------------------------------------------------------------- datasets
+def add_datasets(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", default="datasets", help="dataset root (default datasets)")
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from .data import list_datasets
+
+    rows = list_datasets(args.root)
+    width = max(len(r.name) for r in rows) if rows else 4
+    print(f"{'name':<{width}}  {'state':<9}  {'splits':<12}  location")
+    for r in rows:
+        print(f"{r.name:<{width}}  {r.state:<9}  {','.join(r.splits) or '-':<12}  {r.location}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- models
+def add_models(p: argparse.ArgumentParser) -> None:
+    p.add_argument("pattern", nargs="?", help="only names containing this")
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from . import models
+
+    names = models.list_models(args.pattern)
+    width = max(map(len, names)) if names else 4
+    for name in names:
+        print(f"{name:<{width}}  {models.get_spec(name).description}")
+    return 0
+
+
+#: name -> (add options, run, help). New subcommands (export, simulate, bench) go here.
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
+                          Callable[[argparse.Namespace], int], str]] = {
+    "train": (add_train, cmd_train, "train a spiking model (see neurogate.train.TrainConfig)"),
+    "datasets": (add_datasets, cmd_datasets, "list the registered datasets and what is on disk"),
+    "models": (add_models, cmd_models, "list the registered models"),
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
