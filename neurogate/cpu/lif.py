@@ -12,6 +12,7 @@ pass equals the reference bit for bit.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from functools import lru_cache
 
 import numba
@@ -147,6 +148,23 @@ def _backward_kernel(reset: int, sid: int, const_grad: bool):
     return kernel
 
 
+@contextmanager
+def _threads(m: int):
+    """Run a kernel on ``min(torch.get_num_threads(), chunks)`` numba threads.
+
+    Follows the user's ``torch.set_num_threads``, and keeps small layers (one chunk) on the
+    calling thread: waking a thread pool costs more than their whole scan, and much more when
+    torch's and numba's OpenMP pools compete for the same cores.
+    """
+    n = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, -(-m // CHUNK)))
+    previous = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return dtype if dtype in (torch.float32, torch.float64) else torch.float32
 
@@ -166,10 +184,11 @@ def forward(x, v0, decay, threshold, *, reset: int, decay_input: bool, store_tra
     h = buffers.empty((T, M), cdt) if store_trace else torch.empty((1, M), dtype=cdt)
     bad = np.zeros(max(1, -(-M // CHUNK)), dtype=np.int64)
     typ = np.float32 if cdt == torch.float32 else np.float64
-    _forward_kernel(reset)(
-        _np(x), _np(v0), _np(decay), _np(threshold), _np(spikes), _np(v_final), _np(h),
-        1 if store_trace else 0, typ(decay_input), typ(1), typ(0), bad,
-    )
+    with _threads(M):
+        _forward_kernel(reset)(
+            _np(x), _np(v0), _np(decay), _np(threshold), _np(spikes), _np(v_final), _np(h),
+            1 if store_trace else 0, typ(decay_input), typ(1), typ(0), bad,
+        )
     if not store_trace:
         h = h[:0]
     return spikes.to(out_dtype), v_final.to(out_dtype), h, int(bad.sum())
@@ -193,9 +212,10 @@ def backward(grad_s, grad_vT, grad_h, h, x, v0, decay, threshold, *, alpha: floa
     gx = buffers.empty((T, M), cdt)
     gv0, gd, gth = (torch.empty(M, dtype=cdt) for _ in range(3))
     k0, k1 = surrogate_constants(surrogate, alpha)
-    _backward_kernel(reset, surrogate, const_grad)(
-        _np(gs), _np(gvT), _np(gh), 1 if has_gh else 0, _np(h), _np(xs), 1 if decay_input else 0, _np(v0), _np(decay),
-        _np(threshold), _np(gx), _np(gv0), _np(gd), _np(gth), typ(decay_input), typ(not detach_reset),
-        typ(k0), typ(k1), typ(1), typ(0),
-    )
+    with _threads(M):
+        _backward_kernel(reset, surrogate, const_grad)(
+            _np(gs), _np(gvT), _np(gh), 1 if has_gh else 0, _np(h), _np(xs), 1 if decay_input else 0,
+            _np(v0), _np(decay), _np(threshold), _np(gx), _np(gv0), _np(gd), _np(gth),
+            typ(decay_input), typ(not detach_reset), typ(k0), typ(k1), typ(1), typ(0),
+        )
     return gx.to(out_dtype), gv0.to(out_dtype), gd.to(out_dtype), gth.to(out_dtype)
