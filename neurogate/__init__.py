@@ -2,7 +2,7 @@
 
 ``import neurogate as ng`` gives ``ng.LIF``, ``ng.functional.lif_scan``, ``ng.surrogate``,
 ``ng.errors`` at once; the heavier subpackages (``ng.data``, ``ng.models``, ``ng.train``,
-``ng.viz``) load on first use, so kernels and layers import without the data stack.
+``ng.viz``, ``ng.hw``) load on first use, so kernels and layers import without the data stack.
 """
 
 import importlib
@@ -11,7 +11,7 @@ from . import errors, functional, layers, surrogate
 from .layers import LIF, LIFState
 
 __version__ = "0.1.0"
-_LAZY = ("data", "models", "train", "viz")
+_LAZY = ("data", "models", "train", "viz", "hw")
 __all__ = ["LIF", "LIFState", "errors", "functional", "layers", "surrogate", *_LAZY, "__version__"]
 
 
