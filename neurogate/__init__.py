@@ -8,11 +8,11 @@
 import importlib
 
 from . import errors, functional, layers, surrogate
-from .layers import LIF, LIFState
+from .layers import LIF, DelayedLinear, LIFState
 
 __version__ = "0.1.0"
 _LAZY = ("data", "models", "train", "viz", "hw")
-__all__ = ["LIF", "LIFState", "errors", "functional", "layers", "surrogate", *_LAZY, "__version__"]
+__all__ = ["LIF", "LIFState", "DelayedLinear", "errors", "functional", "layers", "surrogate", *_LAZY, "__version__"]
 
 
 def __getattr__(name: str):

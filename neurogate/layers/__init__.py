@@ -1,5 +1,6 @@
 """Spiking layers (``nn.Module``), time-major ``[T, B, ...]``."""
 
+from .delay import DelayedLinear, clamp_positions, delay_layers, schedule_sigma
 from .lif import LIF, LIFState
 
-__all__ = ["LIF", "LIFState"]
+__all__ = ["LIF", "LIFState", "DelayedLinear", "clamp_positions", "delay_layers", "schedule_sigma"]

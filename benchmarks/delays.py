@@ -1,0 +1,180 @@
+"""Learnable delays at SHD scale on CPU: ``DelayedLinear`` against the DCLS package and the dense
+conv1d formulation, training (forward + backward) and integer-delay inference.
+
+Usage::
+
+    python benchmarks/delays.py                        # T=100, B=64, 140 -> 256, K=25 (about 1-2 min)
+    python benchmarks/delays.py --repeats 15 --omp-wait passive
+
+What is measured, float32, ``--threads`` threads (torch and numba), medians over ``--repeats``
+runs after 2 warm-up runs, all variants interleaved (run r of each before run r + 1 of any) so
+that load from other processes falls on all alike; the load average is printed before and after.
+Ratios are given of the medians and of the minima: on a shared machine bursts of load inflate
+medians unevenly (the sparse engine's several short parallel regions suffer more than one long
+GEMM), and the minima estimate the unloaded cost.
+
+* train: ``y = layer(x)``, ``y.backward(g)`` with a fixed random ``g`` and ``x.requires_grad``
+  (a hidden layer: the input gradient is computed too), parameter gradients zeroed in between.
+  - ``DCLS Dcls1d gauss``: the DCLS 0.1.1 package's module the paper trains with
+    (``Dcls1d(in, out, kernel_count=1, dilated_kernel_size=K, version="gauss")``, input permuted to
+    ``[B, C, T]`` and left-padded with ``K - 1`` steps); its cost does not depend on sigma.
+  - ``dense conv1d``: neurogate's reference (the dense ``[O, I, K]`` Gaussian kernel and
+    ``conv1d``), at sigma = 0.5.
+  - ``neurogate, sigma 12.27``: the start of the paper's schedule (``backend=None`` runs dense).
+  - ``neurogate, sigma 0.5``: the schedule's floor (``backend=None`` runs 6 sparse taps).
+* infer: eval mode under ``torch.no_grad()``: one rounded integer delay per synapse, the sparse
+  engine (one tap) against the dense one-hot kernel and ``conv1d`` (``backend="reference"``).
+
+``--omp-wait passive`` sets ``OMP_WAIT_POLICY=PASSIVE`` before torch is imported. torch (its own
+libgomp) and numba (the system libgomp) run two OpenMP runtimes whose idle threads spin for a
+while after each parallel region; on 2 cores one runtime's spinning threads can slow the other's
+next region. On this machine, when quiet, the two settings measured the same within noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+
+def _args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--T", type=int, default=100)
+    p.add_argument("--B", type=int, default=64)
+    p.add_argument("--inp", type=int, default=140)
+    p.add_argument("--out", type=int, default=256)
+    p.add_argument("--K", type=int, default=25)
+    p.add_argument("--repeats", type=int, default=9)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--omp-wait", choices=("default", "passive"), default="default")
+    p.add_argument("--skip", default="", help="comma-separated variant keys to skip (e.g. dcls)")
+    return p.parse_args()
+
+
+ARGS = _args()
+if ARGS.omp_wait == "passive":
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+import numba
+import torch
+import torch.nn.functional as F
+
+from neurogate.functional import delay as D
+from neurogate.layers.delay import DelayedLinear
+
+TARGETS = {  # (numerator, denominator): the ratio to reach
+    ("dcls", "ng_floor"): 10.0,
+    ("dense", "ng_floor"): 2.0,
+    ("inf_dense", "inf_ng"): 3.0,
+}
+
+
+def _load() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def _variants(a: argparse.Namespace) -> dict:
+    torch.manual_seed(0)
+    T, B, I, O, K = a.T, a.B, a.inp, a.out, a.K
+    x = (torch.rand(T, B, I) < 0.1).float().requires_grad_()  # spikes, as in SHD
+    g = torch.randn(T, B, O)
+    layer = DelayedLinear(I, O, K)  # sigma 12.27: the schedule's start
+    floor_layer = DelayedLinear(I, O, K)  # sigma 0.5: the schedule's floor
+    dense_layer = DelayedLinear(I, O, K, backend="reference")  # sigma 0.5, dense conv1d
+    for other in (floor_layer, dense_layer):
+        other.load_state_dict(layer.state_dict())
+        other.sigma_schedule(1, 1)
+    floor = D.SIG_FLOOR + D.SIGMA_OFFSET
+    v: dict[str, tuple[str, callable]] = {}
+    params = [p for m in (layer, floor_layer, dense_layer) for p in m.parameters()]
+
+    def train(fn):
+        def run():
+            x.grad = None
+            for p in params:
+                p.grad = None
+            fn().backward(g)
+
+        return run
+
+    if "dcls" not in a.skip:
+        from DCLS.construct.modules import Dcls1d
+
+        dcls = Dcls1d(I, O, kernel_count=1, dilated_kernel_size=K, version="gauss", bias=False)
+        with torch.no_grad():
+            dcls.weight.copy_(layer.weight.unsqueeze(-1))
+            dcls.P.copy_(layer.P.view(1, O, I, 1))
+            dcls.SIG.fill_(D.SIG_FLOOR)
+        params += list(dcls.parameters())
+        v["dcls"] = ("DCLS Dcls1d gauss", train(lambda: dcls(F.pad(x.permute(1, 2, 0), (K - 1, 0))).permute(2, 0, 1)))
+    v["dense"] = ("dense conv1d, sigma 0.5", train(lambda: dense_layer(x)))
+    v["ng_big"] = ("neurogate, sigma 12.27", train(lambda: layer(x)))
+    v["ng_floor"] = ("neurogate, sigma 0.5", train(lambda: floor_layer(x)))
+    d = layer.delays
+    xi = x.detach()
+
+    def infer(backend):
+        def run():
+            with torch.no_grad():
+                D.delayed_linear_integer(xi, layer.weight, d, K, backend=backend)
+
+        return run
+
+    v["inf_dense"] = ("infer: dense one-hot conv1d", infer("reference"))
+    v["inf_ng"] = ("infer: neurogate integer", infer(None))
+    # agreement, so that the timings compare like with like
+    with torch.no_grad():
+        ref = D.delayed_linear(xi, layer.weight, layer.P, floor, K, backend="reference")
+        err = float((D.delayed_linear(xi, layer.weight, layer.P, floor, K) - ref).abs().max())
+        erri = float((D.delayed_linear_integer(xi, layer.weight, d, K) - D.delayed_linear_integer(
+            xi, layer.weight, d, K, backend="reference")).abs().max())
+    scale = float(ref.abs().max())
+    print(f"max |sparse - dense| at sigma 0.5: {err:.2e}; integer path: {erri:.2e} (output scale {scale:.2f})")
+    return {k: val for k, val in v.items() if k not in a.skip.split(",")}
+
+
+def main() -> None:
+    a = ARGS
+    torch.set_num_threads(a.threads)
+    numba.set_num_threads(min(a.threads, numba.config.NUMBA_NUM_THREADS))
+    print(
+        f"T={a.T} B={a.B} {a.inp}->{a.out} K={a.K}, float32, {a.threads} threads, torch {torch.__version__}, "
+        f"numba {numba.__version__}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
+    )
+    load0 = _load()
+    variants = _variants(a)
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for r in range(a.repeats + 2):
+        for k, (_, fn) in variants.items():
+            t0 = time.perf_counter()
+            fn()
+            if r >= 2:
+                times[k].append((time.perf_counter() - t0) * 1e3)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"\nload average before {load0}, after {_load()} (CPU count {os.cpu_count()})\n")
+    print(f"| {'variant':30s} | median ms | min ms |")
+    print(f"|{'-' * 32}|-----------|--------|")
+    for k, (label, _) in variants.items():
+        print(f"| {label:30s} | {med[k]:9.1f} | {min(times[k]):6.1f} |")
+    print()
+    for (num, den), target in TARGETS.items():
+        if num in med and den in med:
+            ratio = med[num] / med[den]
+            best = min(times[num]) / min(times[den])
+            verdict = "meets" if ratio >= target else "MISSES"
+            print(
+                f"{variants[num][0]} / {variants[den][0]}: {ratio:5.1f}x medians, {best:5.1f}x minima "
+                f"({verdict} the {target:g}x target)"
+            )
+    if "dcls" in med and "ng_big" in med:
+        ratio = med["dcls"] / med["ng_big"]
+        print(f"{variants['dcls'][0]} / {variants['ng_big'][0]}: {ratio:5.1f}x  (no target: both dense)")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,307 @@
+"""Learnable delays (DCLS): the convention, the DCLS package as an independent truth, every engine
+against the reference (forward and gradients), the truncation bound, the layer's hooks, errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from neurogate.errors import CheckpointError, ConfigError, DTypeError, ShapeError, ValueRangeError
+from neurogate.functional import delay as D
+from neurogate.layers.delay import DelayedLinear, clamp_positions, delay_layers, schedule_sigma
+
+
+def _hand_loop(x: torch.Tensor, W: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """The independent truth: y[t, b, o] = sum_i W[o, i] x[t - d[o, i], b, i], zero before t = 0."""
+    T, B, _ = x.shape
+    y = torch.zeros(T, B, W.shape[0], dtype=torch.float64)
+    for o in range(W.shape[0]):
+        for i in range(W.shape[1]):
+            k = int(d[o, i])
+            if k < T:
+                y[k:, :, o] += float(W[o, i]) * x[: T - k, :, i].double()
+    return y
+
+
+def _params(O, I, K, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    lo, hi = D.position_range(K)
+    w = torch.randn(O, I, generator=g, dtype=dtype)
+    P = (torch.rand(O, I, generator=g, dtype=dtype) * (hi - lo) + lo)
+    return w, P
+
+
+# ----------------------------------------------------------------------------- convention
+@pytest.mark.parametrize("K", [1, 6, 25])
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_integer_delays_equal_the_hand_loop(K, backend):
+    torch.manual_seed(K)
+    T, B, I, O = 30, 3, 5, 7
+    x = torch.randn(T, B, I)
+    W = torch.randn(O, I)
+    d = torch.randint(0, K, (O, I))
+    d[0, 0], d[-1, -1] = 0, K - 1  # both ends of the range
+    y = D.delayed_linear_integer(x, W, d, K, backend=backend)
+    torch.testing.assert_close(y.double(), _hand_loop(x, W, d), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("K", [7, 8, 25])
+def test_position_maps_to_causal_delay(K):
+    """A narrow Gaussian at position P peaks at delay (K-1)//2 - P: output t sees input t - d only."""
+    T = 40
+    lo, hi = D.position_range(K)
+    for P in range(lo, hi + 1):
+        d = (K - 1) // 2 - P
+        x = torch.zeros(T, 1, 1)
+        x[5, 0, 0] = 1.0  # an impulse at step 5
+        y = D.delayed_linear(x, torch.ones(1, 1), torch.tensor([[float(P)]]), 0.27, K, backend="reference")
+        assert int(y[:, 0, 0].argmax()) == 5 + d
+        assert float(y[:5].abs().max()) == 0.0  # causal: nothing before the impulse
+        assert int(D.positions_to_delays(torch.tensor([[float(P)]]), K)) == d
+        assert float(D.delays_to_positions(torch.tensor(d), K)) == P
+
+
+def test_causality_of_every_engine():
+    K, T = 9, 16
+    w, P = _params(4, 3, K)
+    x = torch.randn(T, 2, 3, requires_grad=True)
+    for y in (
+        D.delayed_linear(x, w, P, 0.5, K, backend="reference"),
+        D.delayed_linear(x, w, P, 0.5, K, backend="cpu"),
+        D.delayed_linear_integer(x, w, D.positions_to_delays(P, K), K, backend="cpu"),
+    ):
+        (g,) = torch.autograd.grad(y[12].sum(), x)  # sees steps 12 - (K - 1) .. 12 only
+        assert float(g[13:].abs().max()) == 0.0 and float(g[: 12 - K + 1].abs().max()) == 0.0
+        assert float(g[12 - K + 1 :].abs().max()) > 0.0
+
+
+# ----------------------------------------------------------------------------- the DCLS package
+@pytest.mark.parametrize("K", [25, 8])
+def test_gaussian_kernel_and_output_match_dcls_package(K):
+    """Our reference equals DCLS 0.1.1's Dcls1d (gauss) for the same w, P, SIG: sigma = SIG + 0.27,
+    input left-padded with K - 1 steps, time-major permuted to [B, C, T]."""
+    modules = pytest.importorskip("DCLS.construct.modules")
+    torch.manual_seed(1)
+    I, O, T, B = 6, 5, 40, 3
+    m = modules.Dcls1d(I, O, kernel_count=1, dilated_kernel_size=K, version="gauss", bias=False)
+    w, P = _params(O, I, K, seed=2)
+    for sig in (K // 2, 1.7, 0.23):
+        with torch.no_grad():
+            m.weight.copy_(w.unsqueeze(-1))
+            m.P.copy_(P.view(1, O, I, 1))
+            m.SIG.fill_(sig)
+        k_dcls = m.DCK(m.weight, m.P, m.SIG)
+        k_ours = D.gaussian_delay_kernel(w, P, sig + D.SIGMA_OFFSET, K)
+        torch.testing.assert_close(k_ours, k_dcls, atol=1e-6, rtol=1e-5)
+        x = torch.randn(T, B, I)
+        y_dcls = m(torch.nn.functional.pad(x.permute(1, 2, 0), (K - 1, 0))).permute(2, 0, 1)
+        for backend in ("reference", "cpu"):
+            y = D.delayed_linear(x, w, P, sig + D.SIGMA_OFFSET, K, backend=backend)
+            torch.testing.assert_close(y, y_dcls, atol=2e-5, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- truncation
+def test_truncation_bound_holds_and_is_tight_enough():
+    K = 25
+    w = torch.ones(1, 1, dtype=torch.float64)
+    for sigma in (0.3, 0.5, 0.8):
+        for r in (2, 3, 4):
+            worst = 0.0
+            for c in torch.linspace(0, K - 1, 801, dtype=torch.float64):
+                P = (c - K // 2).view(1, 1)
+                k = D.gaussian_delay_kernel(w, P, sigma, K)[0, 0]
+                coef, dmin = D.gaussian_taps(w, P, sigma, K, r)
+                kt = torch.zeros(K, dtype=torch.float64)
+                for j in range(2 * r):
+                    if 0 <= int(dmin) + j < K:
+                        kt[K - 1 - int(dmin) - j] += coef[0, 0, j]
+                worst = max(worst, float((kt - k).abs().sum()))
+            assert worst <= D.truncation_bound(sigma, r) + 1e-14  # + float64 rounding
+            if (sigma, r) == (0.5, 2):
+                assert worst > 1e-4  # 4 taps at the floor are NOT fp32-exact: the engine uses 6
+            if (sigma, r) == (0.5, 3):
+                assert worst < 1e-7
+    assert D.truncation_radius(0.5, 1e-6) == 3
+    assert D.truncation_bound(0.5, 3) < 1e-6 < D.truncation_bound(0.5, 2)
+
+
+# ----------------------------------------------------------------------------- engines vs reference
+@pytest.mark.parametrize(
+    "T,B,I,O,K,sigma",
+    [
+        (50, 4, 9, 13, 25, 0.5),  # the floor: 6 taps
+        (20, 1, 3, 2, 8, 0.5),  # even K, batch 1
+        (7, 3, 5, 4, 25, 0.5),  # T < K
+        (30, 2, 4, 6, 25, 0.9),  # 10 taps
+        (30, 2, 4, 6, 11, 4.0),  # 2r >= K: all taps, exact
+    ],
+)
+def test_sparse_gaussian_matches_reference_with_gradients(T, B, I, O, K, sigma):
+    w, P = _params(O, I, K, seed=T + K)
+    x = torch.randn(T, B, I)
+    bias = torch.randn(O)
+    outs = []
+    for backend in ("reference", "cpu"):
+        xx, ww, PP, bb = (t.clone().requires_grad_() for t in (x, w, P, bias))
+        y = D.delayed_linear(xx, ww, PP, sigma, K, bb, backend=backend)
+        gy = torch.randn(y.shape, generator=torch.Generator().manual_seed(3))
+        outs.append((y, *torch.autograd.grad(y, (xx, ww, PP, bb), gy)))
+    for a, b in zip(outs[0], outs[1]):
+        torch.testing.assert_close(b, a, atol=5e-5, rtol=1e-4)
+
+
+def test_integer_engine_matches_reference_with_gradients():
+    T, B, I, O, K = 40, 5, 11, 7, 25
+    w, _ = _params(O, I, K)
+    d = torch.randint(0, K, (O, I))
+    x = torch.randn(T, B, I)
+    outs = []
+    for backend in ("reference", "cpu"):
+        xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
+        y = D.delayed_linear_integer(xx, ww, d, K, backend=backend)
+        outs.append((y, *torch.autograd.grad(y, (xx, ww), torch.cos(y.detach()))))
+    for a, b in zip(outs[0], outs[1]):
+        torch.testing.assert_close(b, a, atol=2e-5, rtol=1e-4)
+
+
+def test_gradcheck_float64():
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(9, 2, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    coef = torch.randn(4, 3, 6, dtype=torch.float64, generator=g, requires_grad=True)
+    dmin = torch.randint(-2, 6, (4, 3), generator=g)
+    assert torch.autograd.gradcheck(lambda a, c: D.delay_taps(a, c, dmin), (x, coef))
+    w, P = _params(4, 3, 9, seed=6, dtype=torch.float64)
+    w.requires_grad_(), P.requires_grad_()
+    for backend in ("reference", "cpu"):
+
+        def fn(a, b, c, be=backend):
+            return D.delayed_linear(a, b, c, 0.5, 9, backend=be)
+
+        assert torch.autograd.gradcheck(fn, (x, w, P))
+
+
+def test_custom_op_registration():
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(6, 2, 3, generator=g, requires_grad=True)
+    coef = torch.randn(4, 3, 2, generator=g, requires_grad=True)
+    dmin = torch.randint(0, 4, (4, 3), generator=g)
+    torch.library.opcheck(torch.ops.neurogate.delay_taps.default, (x, coef, dmin))
+
+
+def test_layer_compiles_without_graph_breaks():
+    torch.manual_seed(11)
+    layer = DelayedLinear(4, 3, 9)
+    layer.sigma_schedule(10, 10)  # the floor: the sparse custom operator
+    x = torch.rand(12, 2, 4, requires_grad=True)
+    compiled = torch.compile(layer, fullgraph=True, dynamic=False)
+    torch.testing.assert_close(compiled(x), layer(x))
+    layer.sigma_schedule(0, 10)  # a new sigma recompiles instead of reusing a stale constant
+    torch.testing.assert_close(compiled(x), layer(x))
+
+
+def test_auto_backend_uses_sparse_taps_only_where_they_pay(monkeypatch):
+    calls = []
+    real = D.delay_taps
+    monkeypatch.setattr(D, "delay_taps", lambda *a: calls.append(a[1].shape[-1]) or real(*a))
+    w, P = _params(3, 2, 25)
+    x = torch.randn(10, 1, 2)
+    D.delayed_linear(x, w, P, 12.27, 25)  # early schedule: dense reference
+    assert calls == []
+    D.delayed_linear(x, w, P, 0.5, 25)  # at the floor: 6 taps
+    D.delayed_linear_integer(x, w, D.positions_to_delays(P, 25), 25)
+    assert calls == [6, 1]
+
+
+# ----------------------------------------------------------------------------- the layer
+def test_layer_eval_export_and_round():
+    torch.manual_seed(8)
+    layer = DelayedLinear(6, 4, 10, bias=True)
+    x = torch.randn(25, 3, 6)
+    layer.eval()
+    W, d = layer.export_weights()
+    assert d.dtype == torch.int64 and d.shape == (4, 6) and int(d.min()) >= 0 and int(d.max()) <= 9
+    torch.testing.assert_close(layer(x).double(), _hand_loop(x, W, d) + layer.bias.double(), atol=1e-5, rtol=1e-5)
+    layer.train()
+    P_before = layer.P.detach().clone()
+    layer.round_delays()
+    assert torch.equal(layer.P, torch.round(P_before)) and torch.equal(layer.delays, d)
+    y = layer(x)  # train mode, integer path: weights learn, positions do not
+    y.sum().backward()
+    assert layer.P.grad is None and layer.weight.grad is not None
+
+
+def test_layer_training_step_moves_positions_and_clamp():
+    torch.manual_seed(9)
+    model = torch.nn.Sequential(DelayedLinear(5, 4, 9), torch.nn.ReLU(), torch.nn.Sequential(DelayedLinear(4, 2, 9)))
+    assert len(delay_layers(model)) == 2
+    opt = torch.optim.SGD(model.parameters(), lr=100.0)
+    model(torch.rand(12, 2, 5)).square().sum().backward()
+    assert all(float(m.P.grad.abs().sum()) > 0 for m in delay_layers(model))
+    opt.step()
+    assert clamp_positions(model) == 2
+    lo, hi = D.position_range(9)
+    assert all(float(m.P.detach().min()) >= lo and float(m.P.detach().max()) <= hi for m in delay_layers(model))
+
+
+def test_sigma_schedule_follows_the_paper():
+    layer = DelayedLinear(2, 2, 25)
+    assert layer.sigma_init == 12 and math.isclose(layer.sigma, 12.27)
+    final = 37
+    alpha = (D.SIG_FLOOR / 12) ** (1 / final)
+    sig = 12.0  # the paper's loop: multiply by alpha once per epoch while above the floor
+    for epoch in range(final + 5):
+        assert math.isclose(layer.sigma_schedule(epoch, final), max(sig, D.SIG_FLOOR), rel_tol=1e-9)
+        sig = sig * alpha if epoch < final else sig
+    assert math.isclose(float(layer.SIG), D.SIG_FLOOR, rel_tol=1e-6) and math.isclose(layer.sigma, 0.5, rel_tol=1e-6)
+    model = torch.nn.Sequential(layer, DelayedLinear(2, 2, 7))
+    assert schedule_sigma(model, 0, 10) == [12.0, 3.0]
+    state = layer.state_dict()
+    fresh = DelayedLinear(2, 2, 25)
+    fresh.load_state_dict(state)
+    assert float(fresh.SIG) == 12.0
+    with pytest.raises(ValueRangeError, match="final_epoch"):
+        layer.sigma_schedule(3, 0)
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_bad_max_delay(bad):
+    with pytest.raises(ValueRangeError, match="max_delay"):
+        DelayedLinear(3, 4, bad)
+    with pytest.raises(ValueRangeError, match="max_delay"):
+        D.delayed_linear(torch.rand(5, 1, 3), torch.rand(4, 3), torch.rand(4, 3), 0.5, bad)
+
+
+def test_bad_inputs():
+    layer = DelayedLinear(3, 4, 5)
+    with pytest.raises(ShapeError, match=r"\[T, B, in_features\].*unsqueeze"):
+        layer(torch.rand(10, 3))
+    with pytest.raises(ShapeError, match="3-D"):
+        layer(torch.rand(10, 2, 3, 1))
+    with pytest.raises(ShapeError, match="in_features=3"):
+        layer(torch.rand(10, 2, 2))
+    with pytest.raises(DTypeError, match="floating"):
+        layer(torch.ones(10, 2, 3, dtype=torch.long))
+    with pytest.raises(ConfigError, match="backend"):
+        DelayedLinear(3, 4, 5, backend="cuda")
+    with pytest.raises(ValueRangeError, match="sigma_init"):
+        DelayedLinear(3, 4, 5, sigma_init=float("nan"))
+    with pytest.raises(ValueRangeError, match=r"delays must be in \[0, 4\]"):
+        D.delayed_linear_integer(torch.rand(6, 1, 3), torch.rand(4, 3), torch.full((4, 3), 5), 5)
+    with pytest.raises(DTypeError, match="integer"):
+        D.delayed_linear_integer(torch.rand(6, 1, 3), torch.rand(4, 3), torch.rand(4, 3), 5)
+
+
+def test_checkpoint_with_nan_position_is_refused():
+    model = torch.nn.Sequential(DelayedLinear(3, 4, 5))
+    state = model.state_dict()
+    state["0.P"] = state["0.P"].clone()
+    state["0.P"][1, 2] = float("nan")
+    with pytest.raises(CheckpointError, match=r"0\.P holds 1 NaN"):
+        model.load_state_dict(state)
+    state = model.state_dict()
+    state["0.P"] = torch.zeros(4, 2)
+    with pytest.raises(CheckpointError, match=r"0\.P has shape \(4, 2\)"):
+        model.load_state_dict(state)
