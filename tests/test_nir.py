@@ -240,6 +240,18 @@ def test_registered_convnet_without_maxpool_round_trips():
     torch.testing.assert_close(ng.hw.from_nir(g)(x), net(x), rtol=1e-5, atol=1e-6)
 
 
+def test_default_convnet_exports_and_round_trips():
+    # The model `neurogate train` trains by default must reach hardware: avg pooling, BN folded.
+    torch.manual_seed(5)
+    net = ng.models.create("lif-convnet", num_classes=10, in_shape=(2, 34, 34))
+    x = (torch.rand(4, 2, 2, 34, 34) < 0.2).float()
+    net.train()(x)
+    net.eval()
+    g = ng.hw.to_nir(net, dt=1e-3)
+    assert "AvgPool2d" in {type(n).__name__ for n in g.nodes.values()}
+    torch.testing.assert_close(ng.hw.from_nir(g)(x), net(x), rtol=1e-4, atol=1e-5)
+
+
 def test_graph_without_metadata_needs_dt():
     g = ng.hw.to_nir(_seq(TD(nn.Linear(3, 2)), ng.LIF()), dt=1e-3)
     g.metadata = {}
@@ -356,7 +368,7 @@ def test_norse_to_neurogate_same_spikes():
 
 # --------------------------------------------------------------------------- bad input
 def test_maxpool_is_refused_with_the_layer_and_the_alternatives():
-    net = ng.models.create("lif-convnet-small", num_classes=3, in_shape=(2, 8, 8))
+    net = ng.models.create("lif-convnet-small", num_classes=3, in_shape=(2, 8, 8), pool_mode="max")
     with pytest.raises(HardwareConstraintError, match=r"pool1.*MaxPool2d.*AvgPool2d") as err:
         ng.hw.to_nir(net)
     assert err.value.layer == "pool1"
