@@ -1,0 +1,242 @@
+r"""Read an NIR graph as spiking populations joined by (delayed) affine projections.
+
+Every neuron node (``LIF``, ``LI``) receives a sum of *terms*; a term is a spike source (``Input``
+or ``LIF``) seen through a chain of linear nodes, which compose into one dense matrix
+:math:`M \in \mathbb{R}^{n_{post} \times n_{pre}}` plus a bias. Convolutions and pooling are
+unrolled by applying them to the identity basis. A ``Delay`` node may sit directly after a spike
+source (per presynaptic neuron) or directly before a neuron node (per postsynaptic neuron); its
+delays (graph time units) become whole steps ``round(delay / dt)``. A linear node that feeds
+``Output`` directly (neurogate's ``readout="mean"``: per-step currents ``W s_t + b``) is not put on
+the machine; it is kept as a *host readout* applied to the recorded spikes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ...errors import ConfigError, HardwareConstraintError
+
+__all__ = ["SUPPORTED", "Target", "Term", "read_graph"]
+
+SOURCES = ("Input", "LIF")
+TARGETS = ("LIF", "LI")
+LINEAR = ("Affine", "Linear", "Conv1d", "Conv2d", "Flatten", "SumPool2d", "AvgPool2d", "Scale")
+SUPPORTED = ("Input", "Output", "Delay", *LINEAR, "LIF", "LI")
+
+
+@dataclass
+class Term:
+    """``source`` spikes reach the target through ``matrix`` after ``dpre[j] + dpost[i]`` steps
+    (``matrix=None`` while the path is still the identity, so no ``n x n`` eye is ever built)."""
+
+    source: str
+    matrix: np.ndarray | None
+    dpre: np.ndarray
+    dpost: np.ndarray
+
+
+@dataclass
+class Target:
+    name: str
+    node: Any
+    size: int
+    terms: list[Term] = field(default_factory=list)
+    bias: np.ndarray | None = None
+
+
+def _shape(x: Any) -> tuple[int, ...]:
+    return tuple(int(v) for v in np.asarray(x).reshape(-1))
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    a = np.broadcast_to(np.asarray(v, dtype=np.int64).reshape(-1), (2,))
+    return int(a[0]), int(a[1])
+
+
+def _linear_map(name: str, node: Any, shape: tuple[int, ...]) -> tuple[np.ndarray | None, np.ndarray, tuple]:
+    """``(A, b, out_shape)`` with ``y = A x + b`` on flattened (C-order) vectors (``A=None``: identity)."""
+    import torch
+    import torch.nn.functional as F
+
+    kind, n_in = type(node).__name__, int(np.prod(shape))
+    if kind in ("Affine", "Linear"):
+        w = np.asarray(node.weight, dtype=np.float64)
+        if w.ndim != 2 or w.shape[1] != n_in:
+            raise ConfigError(f"{name}: weight {w.shape} does not take an input of size {n_in}")
+        b = np.asarray(node.bias, np.float64) if kind == "Affine" else np.zeros(w.shape[0])
+        return w, np.broadcast_to(b, (w.shape[0],)).copy(), (w.shape[0],)
+    if kind == "Flatten":
+        return None, np.zeros(n_in), (n_in,)
+    if kind == "Scale":
+        s = np.broadcast_to(np.asarray(node.scale, np.float64).reshape(-1), (n_in,))
+        return np.diag(s), np.zeros(n_in), shape
+    if kind in ("Conv1d", "Conv2d", "SumPool2d", "AvgPool2d"):
+        nd = 1 if kind == "Conv1d" else 2
+        if len(shape) != nd + 1:
+            spatial = getattr(node, "input_shape", None)
+            if spatial is None:
+                raise ConfigError(f"{name}: input shape unknown; set input_shape on the node")
+            sp = _shape(spatial)
+            shape = (n_in // int(np.prod(sp)), *sp)
+        basis = torch.eye(n_in, dtype=torch.float64).reshape(n_in, *shape)
+        if kind.startswith("Conv"):
+            w = torch.as_tensor(np.asarray(node.weight, np.float64))
+            conv = F.conv1d if nd == 1 else F.conv2d
+            kw = {"stride": node.stride, "padding": node.padding, "dilation": node.dilation, "groups": node.groups}
+            out = conv(basis, w, **kw)
+            bias = np.broadcast_to(np.asarray(node.bias, np.float64).reshape(-1, *([1] * nd)),
+                                   out.shape[1:]).reshape(-1)
+        else:
+            k, st, p = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
+            out = F.avg_pool2d(basis, k, st, p, count_include_pad=True)
+            if kind == "SumPool2d":
+                out = out * (k[0] * k[1])
+            bias = np.zeros(int(np.prod(out.shape[1:])))
+        a = out.reshape(n_in, -1).T.numpy().copy()
+        return a, bias, tuple(out.shape[1:])
+    raise AssertionError(kind)
+
+
+def read_graph(graph: Any, dt: float) -> tuple[dict[str, int], list[Target], list[str], list[Target]]:
+    """Return ``(sources {name: size}, targets in topological order, output population names,
+    host readouts)``; a host readout is a linear node feeding ``Output`` straight from spikes."""
+    nodes = graph.nodes
+    preds: dict[str, list[str]] = {n: [] for n in nodes}
+    for a, b in graph.edges:
+        if a not in nodes or b not in nodes:
+            raise ConfigError(f"edge {(a, b)} names a node that is not in the graph")
+        preds[b].append(a)
+    for name, node in nodes.items():
+        kind = type(node).__name__
+        if kind not in SUPPORTED:
+            raise HardwareConstraintError(
+                name, "supported NIR node types", kind,
+                f"replace it by one of {', '.join(SUPPORTED)} (nested graphs: flatten them first)")
+
+    cache: dict[str, tuple[list[Term], np.ndarray, tuple]] = {}
+    sizes: dict[str, int] = {}
+
+    def source_shape(name: str) -> tuple[int, ...]:
+        node = nodes[name]
+        if type(node).__name__ == "Input":
+            return _shape(node.input_type["input"])
+        return np.asarray(node.tau).shape or (target_size(name),)
+
+    def target_size(name: str) -> int:
+        if name not in sizes:
+            _, bias, _ = expand_inputs(name)
+            sizes[name] = bias.size
+        return sizes[name]
+
+    def expand_inputs(name: str) -> tuple[list[Term], np.ndarray, tuple]:
+        ps = preds[name]
+        if not ps:
+            raise ConfigError(f"{name}: has no incoming edge")
+        parts = [expand(p) for p in ps]
+        shape = parts[0][2]
+        terms = [t for part in parts for t in part[0]]
+        for part in parts[1:]:
+            if int(np.prod(part[2])) != int(np.prod(shape)):
+                raise ConfigError(f"{name}: inputs of sizes {[p[2] for p in parts]} cannot be summed")
+        return terms, sum(p[1] for p in parts), shape
+
+    def expand(name: str) -> tuple[list[Term], np.ndarray, tuple]:
+        """Terms and bias of the signal leaving ``name``."""
+        if name in cache:
+            return cache[name]
+        node, kind = nodes[name], type(nodes[name]).__name__
+        if kind in SOURCES:
+            shape = source_shape(name)
+            n = int(np.prod(shape))
+            res = ([Term(name, None, np.zeros(n, np.int64), np.zeros(n, np.int64))], np.zeros(n), shape)
+        elif kind in LINEAR:
+            terms, bias, shape = expand_inputs(name)
+            a, b, out_shape = _linear_map(name, node, shape)
+            if a is None:
+                cache[name] = (terms, bias, out_shape)
+                return cache[name]
+            new = []
+            for t in terms:
+                if np.any(t.dpost != t.dpost.flat[0]):
+                    raise HardwareConstraintError(
+                        name, "Delay placement", "a Delay before a linear node that mixes its elements",
+                        "put the Delay directly after the spike source or directly before the neuron node")
+                new.append(Term(t.source, a if t.matrix is None else a @ t.matrix, t.dpre, np.full(a.shape[0], t.dpost.flat[0])))
+            res = (new, a @ bias + b, out_shape)
+        elif kind == "Delay":
+            terms, bias, shape = expand_inputs(name)
+            steps = np.asarray(node.delay, np.float64).reshape(-1) / dt
+            d = np.rint(steps).astype(np.int64)
+            if np.any(np.abs(steps - d) > 1e-6) or np.any(d < 0):
+                raise ConfigError(f"{name}: delays {node.delay} are not non-negative multiples of dt={dt}")
+            d = np.broadcast_to(d, (int(np.prod(shape)),))
+            new = []
+            for t in terms:
+                if t.matrix is None and not t.dpost.any():
+                    new.append(Term(t.source, t.matrix, t.dpre + d, t.dpost))
+                else:
+                    new.append(Term(t.source, t.matrix, t.dpre, t.dpost + d))
+            res = (new, bias, shape)
+        elif kind == "LI":
+            raise HardwareConstraintError(name, "LI output used as input", "LI -> another node",
+                                          "an LI node is a readout: connect it only to Output")
+        else:  # Output used as input, or similar
+            raise ConfigError(f"{name}: a {kind} node cannot feed another node")
+        cache[name] = res
+        return res
+
+    sources = {n: int(np.prod(source_shape(n))) for n, v in nodes.items()
+               if type(v).__name__ == "Input"}
+    targets: list[Target] = []
+    for name, node in nodes.items():
+        if type(node).__name__ in TARGETS:
+            terms, bias, _ = expand_inputs(name)
+            sizes[name] = bias.size
+            targets.append(Target(name, node, bias.size, terms, bias))
+            if type(node).__name__ == "LIF":
+                sources[name] = bias.size
+    for t in targets:  # a LIF source's own size must agree with what its inputs produce
+        for term in t.terms:
+            if term.matrix is None:  # a source wired straight into a neuron node: one-to-one
+                term.matrix = np.eye(sources[term.source])
+            if term.matrix.shape[1] != sources[term.source]:
+                raise ConfigError(f"{t.name}: input from {term.source} has size {term.matrix.shape[1]}, "
+                                  f"expected {sources[term.source]}")
+    outputs, readouts = [], []
+    for n, v in nodes.items():
+        if type(v).__name__ != "Output":
+            continue
+        for p in preds[n]:
+            if type(nodes[p]).__name__ in TARGETS:
+                outputs.append(p)
+            else:  # a linear readout of spikes (neurogate's "mean" readout): computed on the host
+                terms, bias, _ = expand(p)
+                for term in terms:
+                    if term.matrix is None:
+                        term.matrix = np.eye(bias.size)
+                if any(t.dpre.any() or t.dpost.any() for t in terms):
+                    raise HardwareConstraintError(p, "Delay inside a host readout", "Delay node",
+                                                  "remove the Delay between the last neurons and Output")
+                readouts.append(Target(p, nodes[p], bias.size, terms, bias))
+    return sources, _topological(targets), outputs, readouts
+
+
+def _topological(targets: list[Target]) -> list[Target]:
+    order, done, names = [], set(), {t.name for t in targets}
+    pending = list(targets)
+    while pending:
+        progress = False
+        for t in list(pending):
+            if all(term.source in done or term.source not in names or term.source == t.name
+                   for term in t.terms):
+                order.append(t)
+                done.add(t.name)
+                pending.remove(t)
+                progress = True
+        if not progress:  # recurrent loop: keep the given order for the rest
+            order.extend(pending)
+            break
+    return order
