@@ -129,7 +129,8 @@ def test_synops_conv_counts_exact_fan_out_at_the_borders():
 
 def test_every_parameter_gets_a_gradient_and_a_step_lowers_the_loss():
     torch.manual_seed(0)
-    net = nm.create("lif-convnet", num_classes=2, in_shape=(2, 8, 8), channels=(4, 8), hidden=8)
+    # threshold 0.5: at this tiny size (avg-pooled 2 x 2 maps) the hidden layer never fires at 1.0
+    net = nm.create("lif-convnet", num_classes=2, in_shape=(2, 8, 8), channels=(4, 8), hidden=8, threshold=0.5)
     x = (torch.rand(4, 8, 2, 8, 8) < 0.2).float()
     y = torch.arange(8) % 2
     x[:, y == 1, 0] = (torch.rand(4, 4, 8, 8) < 0.6).float()

@@ -8,6 +8,7 @@ the ``notebooks`` marker: ``pytest -m notebooks`` / ``pytest -m "not notebooks"`
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -36,6 +37,10 @@ def test_notebook_runs(
     nb = nbformat.read(notebook, as_version=4)
     # The kernel inherits this process's environment: headless plots, data in the temp root.
     monkeypatch.setenv("NEUROGATE_DATA_ROOT", str(data_root))
+    # The kernel runs in a temp dir: put this checkout first so it tests the code under test,
+    # not whatever copy of neurogate is installed.
+    root = str(Path(__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend
     client = nbclient.NotebookClient(
         nb,
