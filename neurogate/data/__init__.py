@@ -22,6 +22,7 @@ from .registry import (
 )
 
 from . import event_digits  # noqa: F401  (registers the offline default dataset)
+from . import temporal  # noqa: F401  (registers the offline delay task)
 from .emulator import emulate_dvs, nmnist_saccades, still_image_to_video
 from .event_digits import EventDigits, generate_event_digits
 

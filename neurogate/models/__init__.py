@@ -7,16 +7,17 @@ its LIF layers' spike rates and its synaptic operations per sample through
 Example:
     >>> import torch, neurogate as ng
     >>> ng.models.list()
-    ['lif-convnet', 'lif-convnet-small', 'lif-mlp', 'lif-mlp-2']
+    ['delay-snn', 'lif-convnet', 'lif-convnet-small', 'lif-mlp', 'lif-mlp-2']
     >>> net = ng.models.create("lif-convnet", num_classes=10, in_shape=(2, 34, 34))
     >>> with net.monitor() as mon:
     ...     logits = net(torch.rand(8, 4, 2, 34, 34))          # [4, 10]
     >>> mon.rates(), mon.synops_per_sample()
 """
 
-from . import convnet, mlp  # noqa: F401  (register the models)
+from . import convnet, delay_snn, mlp  # noqa: F401  (register the models)
 from .base import Readout, SpikeMonitor, SpikingModel, TimeDistributed
 from .convnet import LIFConvNet
+from .delay_snn import DelaySNN
 from .mlp import LIFMLP
 from .registry import ModelSpec, create, get_spec, list_models, register_model
 
@@ -24,6 +25,7 @@ list = list_models
 
 __all__ = [
     "LIFMLP",
+    "DelaySNN",
     "LIFConvNet",
     "ModelSpec",
     "Readout",

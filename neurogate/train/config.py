@@ -58,6 +58,8 @@ class TrainConfig:
             ``"cosine"`` (cosine from ``lr`` to 0) or ``"constant"``; stepped every batch.
         weight_decay: Adam's L2 penalty.
         model_options: overrides of the model's registered options.
+        data_options: extra options of :func:`neurogate.data.load` (binning: ``time_window``,
+            ``t_start``, ``truncate``, ``channels``, ``binary``; or the dataset's own options).
         checkpoint_every: also write ``last.pt`` every this many batches (0: epoch ends only).
         eval_batch_size: batch size of the test pass.
         num_workers: DataLoader worker processes.
@@ -83,6 +85,7 @@ class TrainConfig:
     schedule: str = "onecycle"
     weight_decay: float = 0.0
     model_options: dict[str, Any] = field(default_factory=dict)
+    data_options: dict[str, Any] = field(default_factory=dict)
     checkpoint_every: int = 20
     eval_batch_size: int = 256
     num_workers: int = 0
@@ -109,8 +112,13 @@ class TrainConfig:
                               f"{_hint(str(self.schedule), list(SCHEDULES))}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
             raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
-        if not isinstance(self.model_options, dict):
-            raise ConfigError(f"model_options must be a mapping, got {self.model_options!r}")
+        for name in ("model_options", "data_options"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(f"{name} must be a mapping, got {getattr(self, name)!r}")
+        reserved = {"root", "time_steps", "split"} & set(self.data_options)
+        if reserved:
+            raise ConfigError(f"data_options: set {sorted(reserved)} with the config's own fields, "
+                              f"not in data_options")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -118,7 +126,7 @@ class TrainConfig:
 
 #: Fields that decide the weights a run produces; a resumed run must keep them.
 TRAJECTORY_FIELDS = ("model", "dataset", "epochs", "batch_size", "lr", "time_steps", "seed",
-                     "schedule", "weight_decay", "model_options", "train_samples",
+                     "schedule", "weight_decay", "model_options", "data_options", "train_samples",
                      "test_samples")
 
 

@@ -35,7 +35,7 @@ from .. import models as nm
 from ..errors import ConfigError
 from . import checkpoint as ck
 from . import distributed as nt
-from .config import TrainConfig, config_from_dict, save_config
+from .config import SCHEDULES, TrainConfig, config_from_dict, save_config
 from .interrupt import StopFlag
 from .metrics import evaluate, sample_spikes
 from .outputs import (
@@ -73,6 +73,11 @@ def fit(model: nn.Module | str | None = None, data: DataArg = None,
     registered dataset name, a ``(train, test)`` pair of datasets of ``(frames [T, ...], label)``
     items, or ``None`` for ``config.dataset``. Writes the run directory
     (:mod:`neurogate.train.outputs`) on rank 0.
+
+    Optional model hooks, called when the model defines them: ``param_groups(lr)`` returns the
+    optimiser's parameter groups (a group may carry its own ``lr``, ``weight_decay`` and
+    ``schedule``); ``on_epoch_start(epoch, epochs)`` runs before every epoch (0-based, also when
+    a run resumes mid-epoch); ``after_optimizer_step()`` runs after every optimiser step.
     """
     cfg = config_from_dict(overrides, config or TrainConfig())
     if isinstance(model, str):
@@ -140,10 +145,17 @@ class _Run:
                 self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
         self.num_batches = len(self.train_set) // cfg.batch_size
         self.total_steps = cfg.epochs * self.num_batches
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr,
-                                    weight_decay=cfg.weight_decay)
+        # Model hook: param_groups(lr) -> Adam groups (a group may set its own "lr",
+        # "weight_decay" and "schedule"; the rest come from the config).
+        groups = getattr(self.model, "param_groups", None)
+        params = groups(cfg.lr) if callable(groups) else self.model.parameters()
+        self.opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        for g in self.opt.param_groups:
+            if g.get("schedule", cfg.schedule) not in SCHEDULES:
+                raise ConfigError(f"{type(self.model).__name__}.param_groups: schedule must be one of "
+                                  f"{SCHEDULES}, got {g['schedule']!r}")
         self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda s: lr_factor(cfg.schedule, s, self.total_steps))
+            self.opt, [self._lr_lambda(g.get("schedule", cfg.schedule)) for g in self.opt.param_groups])
         self.epoch, self.batch, self.step = 0, 0, 0
         self.sums = {"loss": 0.0, "correct": 0.0, "seen": 0.0}
         self.times = {"epoch": 0.0, "data": 0.0, "run": 0.0}
@@ -162,7 +174,7 @@ class _Run:
         if data is None or isinstance(data, str):
             if ctx.enabled and not self.main:
                 torch.distributed.barrier()  # rank 0 generates / checks the files first
-            opts = {"root": cfg.root, "time_steps": cfg.time_steps}
+            opts = {**cfg.data_options, "root": cfg.root, "time_steps": cfg.time_steps}
             train, test = nd.load(cfg.dataset, "train", **opts), nd.load(cfg.dataset, "test", **opts)
             if ctx.enabled and self.main:
                 torch.distributed.barrier()
@@ -200,6 +212,7 @@ class _Run:
                   f"{self.ctx.device}", flush=True)
         with stop:
             while self.epoch < cfg.epochs:
+                self._hook("on_epoch_start", self.epoch, cfg.epochs)
                 if self._train_epoch(stop):
                     self._save(["last.pt"])
                     if self.main:
@@ -233,6 +246,7 @@ class _Run:
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
+            self._hook("after_optimizer_step")
             self.sched.step()
             self.sums["loss"] += float(loss.detach()) * len(y)
             self.sums["correct"] += float((logits.argmax(1) == y).sum())
@@ -254,6 +268,15 @@ class _Run:
             t_wait = time.perf_counter()
         bar.close()
         return False
+
+    def _lr_lambda(self, schedule: str):
+        return lambda step: lr_factor(schedule, step, self.total_steps)
+
+    def _hook(self, name: str, *args: Any) -> None:
+        """Call the model's optional hook ``name`` (see :func:`fit`), if it defines one."""
+        hook = getattr(self.model, name, None)
+        if callable(hook):
+            hook(*args)
 
     def _progress(self, bar: tqdm) -> None:
         if bar.disable:
