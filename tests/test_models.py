@@ -160,3 +160,9 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+def test_synops_counts_delayed_synapses_once():
+    layer = ng.layers.DelayedLinear(5, 7, max_delay=4)
+    x = torch.tensor([[[1.0, 0, 2, 0, 1]], [[0, 1, 0, 0, 0]]])  # [T=2, B=1, 5]: 5 input events
+    assert float(_synops(layer, x)) == 5 * 7

@@ -16,7 +16,7 @@ input event and per synapse it reaches:
 
     \mathrm{SynOps} = \frac{1}{B} \sum_{l} \sum_{t} \sum_{i} |x^{(l)}_{t,i}|\; \mathrm{fanout}^{(l)}_i
 
-summed over every synaptic layer ``l`` (``nn.Linear``, ``nn.Conv1d/2d``), time step ``t`` and input
+summed over every synaptic layer ``l`` (``nn.Linear``, ``nn.Conv1d/2d``, ``DelayedLinear``), time step ``t`` and input
 neuron ``i``. ``fanout`` of a linear input is ``out_features``; of a convolution input, the number
 of output positions whose receptive field holds it times the output channels it connects to (exact
 at the borders: computed by convolving the input with a kernel of ones). For spikes ``|x| = 1`` so
@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, ShapeError
-from ..layers import LIF
+from ..layers import LIF, DelayedLinear
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -167,7 +167,7 @@ class SpikeMonitor:
         for name, module in self.model.named_modules():
             if isinstance(module, LIF):
                 self._handles.append(module.register_forward_hook(self._lif_hook(name)))
-            elif isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+            elif isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, DelayedLinear)):
                 self._handles.append(module.register_forward_hook(_synops_hook(self)))
         return self
 
@@ -207,7 +207,9 @@ def _synops_hook(mon: SpikeMonitor):
 def _synops(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Sum over inputs of |x_i| x fan-out_i for one synaptic layer (exact at borders)."""
     x = x.abs()
-    if isinstance(layer, nn.Linear):
+    if isinstance(layer, (nn.Linear, DelayedLinear)):
+        # A delayed synapse delivers each input event once, at its delay (events whose delay
+        # would land past the last step are counted too: an upper bound by at most max_delay steps).
         return x.sum() * layer.out_features
     groups = layer.groups
     ones = torch.ones(
