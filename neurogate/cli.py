@@ -1,4 +1,4 @@
-"""The ``neurogate`` command: ``neurogate train | datasets | models``.
+"""The ``neurogate`` command: ``neurogate train | export | simulate | datasets | models``.
 
 Each subcommand is one ``add_<name>`` function that declares its options and one ``cmd_<name>``
 function that runs it; adding ``export``, ``simulate`` or ``bench`` means adding such a pair to
@@ -9,6 +9,8 @@ Example:
     $ neurogate train --model lif-mlp --epochs 2 --out runs/mlp
     $ neurogate train --out runs/mlp --resume          # continue an interrupted run
     $ torchrun --nproc_per_node=2 -m neurogate.cli train --batch-size 64
+    $ neurogate export runs/mlp --target spinnaker --out exports/mlp   # descriptor + report.md
+    $ neurogate simulate exports/mlp --samples 100                    # hardware vs float accuracy
     $ neurogate datasets
 """
 
@@ -49,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = argparse.ArgumentParser(
-        prog="neurogate", description="Spiking neural networks: train, inspect data.")
+        prog="neurogate", description="Spiking neural networks: train, export to hardware, simulate, inspect data.")
     parser.add_argument("--version", action="version", version=f"neurogate {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (add, run, help_text) in COMMANDS.items():
@@ -135,6 +137,73 @@ def _model_options(items: list[str]) -> dict[str, Any]:
     return out
 
 
+# ---------------------------------------------------------------------------------- export
+def add_export(p: argparse.ArgumentParser) -> None:
+    p.epilog = ("Writes the target's files, report.md (resources, quantisation, delays, neuron "
+                "parameters) and export.json (source checkpoint, model config, input encoding).")
+    a = p.add_argument
+    a("source", metavar="RUN_DIR_OR_CHECKPOINT", help="a run directory (best.pt, else last.pt) or a .pt file")
+    a("--target", choices=("nir", "spinnaker"), default="spinnaker")
+    a("--machine", default="spinnaker1", type=str.lower, choices=("spinnaker1", "spinnaker2"),
+      help="SpiNNaker machine preset (default spinnaker1)")
+    a("--out", required=True, metavar="DIR", help="export directory")
+    a("--dt", type=float, default=1e-3, help="seconds one model step stands for (default 1e-3)")
+    a("--input-copies", default="auto", metavar="N|auto",
+      help="input spikes per pixel and step (event counts up to N are exact); auto: the largest "
+           "count in the run's test split")
+    a("--root", help="dataset root (default: the run's)")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .hw.report import export_run
+
+    copies = args.input_copies if args.input_copies == "auto" else _positive_int(args.input_copies, "--input-copies")
+    res = export_run(args.source, args.target, args.out, machine=args.machine, dt=args.dt,
+                     input_copies=copies, root=args.root)
+    print(res.summary)
+    print(f"exported to {res.out} in {res.seconds:.2f} s (full report: {res.out / 'report.md'})")
+    return 0
+
+
+def _positive_int(value: str, flag: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ConfigError(f"{flag} expects a positive integer or 'auto', got {value!r}")
+    return n
+
+
+# -------------------------------------------------------------------------------- simulate
+def add_simulate(p: argparse.ArgumentParser) -> None:
+    a = p.add_argument
+    a("export_dir", metavar="DIR", help="a SpiNNaker export (neurogate export --target spinnaker)")
+    a("--dataset", help="registered dataset (default: the one the model was trained on)")
+    a("--split", default="test")
+    a("--samples", type=int, help="only the first N samples")
+    a("--root", help="dataset root (default: the run's)")
+    a("--batch-size", type=int, default=64)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .hw.report import simulate_export
+
+    r = simulate_export(args.export_dir, args.dataset, args.split, args.samples, root=args.root,
+                        batch_size=args.batch_size)
+    print(f"{r['dataset']} {r['split']}: {r['samples']} samples, {r['input_copies']} input copies, "
+          f"{r['seconds']:.1f} s")
+    print(f"  hardware (fixed point) accuracy {r['hardware_acc']:.4f}")
+    print(f"  float model accuracy            {r['float_acc']:.4f}")
+    print(f"  same prediction                 {r['prediction_agreement']:.4f}")
+    for pop, v in r["agreement"].items():
+        print(f"  spike agreement {pop:<15} {v:.4f}")
+    if r["clipped_events"] or r["saturations"]:
+        print(f"  warning: {r['clipped_events']} input events above the input copies were clipped, "
+              f"{r['saturations']} s16.15 saturations")
+    return 0
+
+
 # -------------------------------------------------------------------------------- datasets
 def add_datasets(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", default="datasets", help="dataset root (default datasets)")
@@ -166,10 +235,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-#: name -> (add options, run, help). New subcommands (export, simulate, bench) go here.
+#: name -> (add options, run, help). New subcommands (bench, ...) go here.
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int], str]] = {
     "train": (add_train, cmd_train, "train a spiking model (see neurogate.train.TrainConfig)"),
+    "export": (add_export, cmd_export, "export a trained run to NIR or a SpiNNaker descriptor, with a report"),
+    "simulate": (add_simulate, cmd_simulate, "run a SpiNNaker export on a dataset against the float model"),
     "datasets": (add_datasets, cmd_datasets, "list the registered datasets and what is on disk"),
     "models": (add_models, cmd_models, "list the registered models"),
 }

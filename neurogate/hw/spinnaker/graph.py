@@ -1,9 +1,11 @@
 r"""Read an NIR graph as spiking populations joined by (delayed) affine projections.
 
 Every neuron node (``LIF``, ``LI``) receives a sum of *terms*; a term is a spike source (``Input``
-or ``LIF``) seen through a chain of linear nodes, which compose into one dense matrix
-:math:`M \in \mathbb{R}^{n_{post} \times n_{pre}}` plus a bias. Convolutions and pooling are
-unrolled by applying them to the identity basis. A ``Delay`` node may sit directly after a spike
+or ``LIF``) seen through a chain of linear nodes, which compose into one matrix
+:math:`M \in \mathbb{R}^{n_{post} \times n_{pre}}` (a ``scipy.sparse`` CSR matrix) plus a bias.
+Convolutions and pooling are unrolled sparsely: ``unfold`` of an image of input indices gives, for
+every output position and kernel tap, the input it reads, so no dense ``[out, in]`` matrix is built
+(a 16-channel 34x34 convolution would need 340 MB). A ``Delay`` node may sit directly after a spike
 source (per presynaptic neuron) or directly before a neuron node (per postsynaptic neuron); its
 delays (graph time units) become whole steps ``round(delay / dt)``. A linear node that feeds
 ``Output`` directly (neurogate's ``readout="mean"``: per-step currents ``W s_t + b``) is not put on
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 from ...errors import ConfigError, HardwareConstraintError
 
@@ -29,11 +32,11 @@ SUPPORTED = ("Input", "Output", "Delay", *LINEAR, "LIF", "LI")
 
 @dataclass
 class Term:
-    """``source`` spikes reach the target through ``matrix`` after ``dpre[j] + dpost[i]`` steps
-    (``matrix=None`` while the path is still the identity, so no ``n x n`` eye is ever built)."""
+    """``source`` spikes reach the target through ``matrix`` (sparse CSR, no explicit zeros) after
+    ``dpre[j] + dpost[i]`` steps (``matrix=None`` while the path is still the identity)."""
 
     source: str
-    matrix: np.ndarray | None
+    matrix: sparse.csr_matrix | None
     dpre: np.ndarray
     dpost: np.ndarray
 
@@ -56,23 +59,20 @@ def _pair(v: Any) -> tuple[int, int]:
     return int(a[0]), int(a[1])
 
 
-def _linear_map(name: str, node: Any, shape: tuple[int, ...]) -> tuple[np.ndarray | None, np.ndarray, tuple]:
+def _linear_map(name: str, node: Any, shape: tuple[int, ...]) -> tuple[sparse.csr_matrix | None, np.ndarray, tuple]:
     """``(A, b, out_shape)`` with ``y = A x + b`` on flattened (C-order) vectors (``A=None``: identity)."""
-    import torch
-    import torch.nn.functional as F
-
     kind, n_in = type(node).__name__, int(np.prod(shape))
     if kind in ("Affine", "Linear"):
         w = np.asarray(node.weight, dtype=np.float64)
         if w.ndim != 2 or w.shape[1] != n_in:
             raise ConfigError(f"{name}: weight {w.shape} does not take an input of size {n_in}")
         b = np.asarray(node.bias, np.float64) if kind == "Affine" else np.zeros(w.shape[0])
-        return w, np.broadcast_to(b, (w.shape[0],)).copy(), (w.shape[0],)
+        return sparse.csr_matrix(w), np.broadcast_to(b, (w.shape[0],)).copy(), (w.shape[0],)
     if kind == "Flatten":
         return None, np.zeros(n_in), (n_in,)
     if kind == "Scale":
         s = np.broadcast_to(np.asarray(node.scale, np.float64).reshape(-1), (n_in,))
-        return np.diag(s), np.zeros(n_in), shape
+        return _csr(sparse.diags(s)), np.zeros(n_in), shape
     if kind in ("Conv1d", "Conv2d", "SumPool2d", "AvgPool2d"):
         nd = 1 if kind == "Conv1d" else 2
         if len(shape) != nd + 1:
@@ -81,23 +81,62 @@ def _linear_map(name: str, node: Any, shape: tuple[int, ...]) -> tuple[np.ndarra
                 raise ConfigError(f"{name}: input shape unknown; set input_shape on the node")
             sp = _shape(spatial)
             shape = (n_in // int(np.prod(sp)), *sp)
-        basis = torch.eye(n_in, dtype=torch.float64).reshape(n_in, *shape)
         if kind.startswith("Conv"):
-            w = torch.as_tensor(np.asarray(node.weight, np.float64))
-            conv = F.conv1d if nd == 1 else F.conv2d
-            kw = {"stride": node.stride, "padding": node.padding, "dilation": node.dilation, "groups": node.groups}
-            out = conv(basis, w, **kw)
+            w = np.asarray(node.weight, np.float64)
+            a, out_shape = _unroll(shape, w if nd == 2 else w[:, :, None, :], node.stride, node.padding,
+                                   node.dilation, int(node.groups), nd)
             bias = np.broadcast_to(np.asarray(node.bias, np.float64).reshape(-1, *([1] * nd)),
-                                   out.shape[1:]).reshape(-1)
-        else:
+                                   out_shape).reshape(-1)
+        else:  # pooling = a depthwise convolution with constant taps (count_include_pad=True)
             k, st, p = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
-            out = F.avg_pool2d(basis, k, st, p, count_include_pad=True)
-            if kind == "SumPool2d":
-                out = out * (k[0] * k[1])
-            bias = np.zeros(int(np.prod(out.shape[1:])))
-        a = out.reshape(n_in, -1).T.numpy().copy()
-        return a, bias, tuple(out.shape[1:])
+            tap = 1.0 if kind == "SumPool2d" else 1.0 / (k[0] * k[1])
+            a, out_shape = _unroll(shape, np.full((shape[0], 1, *k), tap), st, p, 1, shape[0], 2)
+            bias = np.zeros(int(np.prod(out_shape)))
+        return a, bias, out_shape
     raise AssertionError(kind)
+
+
+def _unroll(shape: tuple[int, ...], w: np.ndarray, stride: Any, padding: Any, dilation: Any, groups: int,
+            nd: int) -> tuple[sparse.csr_matrix, tuple[int, ...]]:
+    """The convolution of ``w`` ``[C_out, C_in / groups, kh, kw]`` on inputs of ``shape`` as a sparse
+    ``[n_out, n_in]`` matrix: ``unfold`` of the image ``1 + index`` (0 = padding) lists, per output
+    position, the input index under every kernel tap."""
+    import torch
+    import torch.nn.functional as F
+
+    def two(v: Any) -> tuple[int, int]:
+        a = np.asarray(v, dtype=np.int64).reshape(-1)
+        return (1, int(a[0])) if nd == 1 else _pair(a)
+
+    c_in, spatial = shape[0], (1, *shape[1:]) if nd == 1 else tuple(shape[1:])
+    c_out, cg, kh, kw = w.shape
+    pad = two(padding)
+    if nd == 1:
+        pad = (0, pad[1])
+    index = torch.arange(1, c_in * spatial[0] * spatial[1] + 1, dtype=torch.float64)
+    cols = F.unfold(index.reshape(1, c_in, *spatial), (kh, kw), dilation=two(dilation), padding=pad,
+                    stride=two(stride))[0]  # [c_in * kh * kw, L]; exact: indices < 2^53
+    st, dil = two(stride), two(dilation)
+    out_sp = tuple((spatial[i] + 2 * pad[i] - dil[i] * (w.shape[2 + i] - 1) - 1) // st[i] + 1 for i in range(2))
+    n_pos = out_sp[0] * out_sp[1]
+    cols = cols.numpy().astype(np.int64).reshape(groups, cg * kh * kw, n_pos) - 1  # per group
+    o = np.arange(c_out).reshape(groups, c_out // groups)
+    pre = np.broadcast_to(cols[:, None], (groups, c_out // groups, cg * kh * kw, n_pos))
+    val = np.broadcast_to(w.reshape(groups, c_out // groups, cg * kh * kw, 1), pre.shape)
+    post = o[:, :, None, None] * n_pos + np.arange(n_pos)
+    post = np.broadcast_to(post, pre.shape)
+    keep = (pre >= 0) & (val != 0)
+    n_in = c_in * spatial[0] * spatial[1]
+    a = sparse.csr_matrix((val[keep], (post[keep], pre[keep])), shape=(c_out * n_pos, n_in))
+    out_shape = (c_out, out_sp[1]) if nd == 1 else (c_out, *out_sp)
+    return a, out_shape
+
+
+def _csr(m: Any) -> sparse.csr_matrix:
+    """CSR without stored zeros (a product can cancel; the hardware keeps only non-zero synapses)."""
+    m = sparse.csr_matrix(m)
+    m.eliminate_zeros()
+    return m
 
 
 def read_graph(graph: Any, dt: float) -> tuple[dict[str, int], list[Target], list[str], list[Target]]:
@@ -164,7 +203,8 @@ def read_graph(graph: Any, dt: float) -> tuple[dict[str, int], list[Target], lis
                     raise HardwareConstraintError(
                         name, "Delay placement", "a Delay before a linear node that mixes its elements",
                         "put the Delay directly after the spike source or directly before the neuron node")
-                new.append(Term(t.source, a if t.matrix is None else a @ t.matrix, t.dpre, np.full(a.shape[0], t.dpost.flat[0])))
+                new.append(Term(t.source, a if t.matrix is None else _csr(a @ t.matrix), t.dpre,
+                                 np.full(a.shape[0], t.dpost.flat[0])))
             res = (new, a @ bias + b, out_shape)
         elif kind == "Delay":
             terms, bias, shape = expand_inputs(name)
@@ -201,7 +241,7 @@ def read_graph(graph: Any, dt: float) -> tuple[dict[str, int], list[Target], lis
     for t in targets:  # a LIF source's own size must agree with what its inputs produce
         for term in t.terms:
             if term.matrix is None:  # a source wired straight into a neuron node: one-to-one
-                term.matrix = np.eye(sources[term.source])
+                term.matrix = _csr(sparse.identity(sources[term.source]))
             if term.matrix.shape[1] != sources[term.source]:
                 raise ConfigError(f"{t.name}: input from {term.source} has size {term.matrix.shape[1]}, "
                                   f"expected {sources[term.source]}")
@@ -216,7 +256,7 @@ def read_graph(graph: Any, dt: float) -> tuple[dict[str, int], list[Target], lis
                 terms, bias, _ = expand(p)
                 for term in terms:
                     if term.matrix is None:
-                        term.matrix = np.eye(bias.size)
+                        term.matrix = _csr(sparse.identity(bias.size))
                 if any(t.dpre.any() or t.dpost.any() for t in terms):
                     raise HardwareConstraintError(p, "Delay inside a host readout", "Delay node",
                                                   "remove the Delay between the last neurons and Output")

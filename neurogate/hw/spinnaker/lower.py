@@ -126,8 +126,9 @@ def lower(
         pops[t.name].fixed["i_offset"] = _fixed(t.name, "i_offset", i_offset)
         for k, term in enumerate(t.terms):
             name = f"{term.source}->{t.name}" + (f"#{k}" if len(t.terms) > 1 else "")
-            post_i, pre_i = np.nonzero(term.matrix)
-            w = gains[t.name][post_i] * term.matrix[post_i, pre_i]
+            m = term.matrix.tocsc().tocoo()  # no stored zeros (graph.py); by pre: _rows' sort is cheap
+            post_i, pre_i = m.row.astype(np.int64), m.col.astype(np.int64)
+            w = gains[t.name][post_i] * m.data
             delay = 1 + term.dpre[pre_i] + term.dpost[post_i]
             if delay.size and delay.max() > machine.max_delay:
                 raise HardwareConstraintError(name, f"delay ({machine.max_delay} steps incl. extensions)",
@@ -199,7 +200,7 @@ def _host_readouts(readouts: list, pops: dict[str, Population], mode: str) -> di
         if len(srcs) != 1:
             raise HardwareConstraintError(r.name, "host readout from one population", sorted(srcs),
                                           "read out from a single LIF layer")
-        host[r.name] = {"source": srcs.pop(), "weight": sum(t.matrix for t in r.terms), "bias": r.bias,
+        host[r.name] = {"source": srcs.pop(), "weight": np.asarray(sum(t.matrix for t in r.terms).toarray()), "bias": r.bias,
                         "mode": mode}
     return host
 
@@ -272,30 +273,36 @@ def _rows(raw: tuple, pops: dict[str, Population], machine: Machine) -> Projecti
     """Quantise one projection's synapses and pack them into rows of words."""
     name, pre, post, pre_i, post_i, w, delay = raw
     p = pops[post]
-    typ = (w < 0).astype(np.int64)
-    shift = np.asarray(p.shifts)[typ]
-    wq = np.floor(np.abs(w) * 2.0 ** (15 - shift) + 0.5).astype(np.int64)
+    inh = w < 0
+    typ = inh.astype(np.int64)
+    # per-synapse 2^(15 - shift) as a lookup of the two exact powers of two (no array power)
+    up = np.asarray([2.0 ** (15 - p.shifts[0]), 2.0 ** (15 - p.shifts[1])])[typ]
+    mag = np.abs(w)
+    wq = np.floor(mag * up + 0.5).astype(np.int64)
     keep = wq > 0
-    err = np.abs(np.abs(w) - wq * 2.0 ** (shift - 15))
+    err = np.abs(mag - wq / up)
     report = {"synapses": int(keep.sum()), "underflow_to_zero": int((~keep).sum()),
               "max_abs_error_nA": float(err.max(initial=0.0)),
-              "excitatory": int((keep & (typ == 0)).sum()), "inhibitory": int((keep & (typ == 1)).sum()),
+              "excitatory": int((keep & ~inh).sum()), "inhibitory": int((keep & inh).sum()),
               "shifts": list(p.shifts), "max_delay_steps": int(delay.max(initial=1))}
-    pre_i, post_i, wq, typ, delay = pre_i[keep], post_i[keep], wq[keep], typ[keep], delay[keep]
+    kept = np.flatnonzero(keep)
+    pre_i, post_i, delay = pre_i[kept], post_i[kept], delay[kept]
     npc = p.slice_sizes[0]
     post_slice, index = post_i // npc, post_i % npc
     stage = (delay - 1) // machine.max_core_delay
-    on_core = delay - stage * machine.max_core_delay
-    order = np.lexsort((index, stage, post_slice, pre_i))
-    pre_i, post_slice, stage, index = pre_i[order], post_slice[order], stage[order], index[order]
-    words = encode_words(wq[order], on_core[order], typ[order], index)
-    row_id = np.stack([pre_i, post_slice, stage], axis=1)
-    starts = np.flatnonzero(np.concatenate([[True], np.any(row_id[1:] != row_id[:-1], axis=1)])) if len(words) else np.zeros(0, np.int64)
+    # one int64 key in (pre, slice, stage, index) order: a single argsort instead of a 4-key lexsort
+    n_slices, n_stages = len(p.slice_sizes), int(stage.max(initial=0)) + 1
+    row_key = (pre_i * n_slices + post_slice) * n_stages + stage
+    order = np.argsort(row_key * npc + index, kind="stable")
+    row_key, src = row_key[order], kept[order]
+    stage, index = stage[order], index[order]
+    words = encode_words(wq[src], delay[order] - stage * machine.max_core_delay, typ[src], index)
+    starts = np.flatnonzero(np.concatenate([[True], row_key[1:] != row_key[:-1]])) if len(words) else np.zeros(0, np.int64)
     offsets = np.concatenate([starts, [len(words)]]).astype(np.int64)
     lengths = np.diff(offsets)
     if lengths.size and lengths.max() > machine.max_row_length:
         raise HardwareConstraintError(name, f"synapses per row ({machine.max_row_length})", int(lengths.max()),
                                       "use fewer neurons per core (neurons_per_core=...)")
-    return Projection(name, pre, post, words, offsets, pre_i[starts].astype(np.int32),
-                      post_slice[starts].astype(np.int32), stage[starts].astype(np.int32), report)
-
+    head = order[starts]
+    return Projection(name, pre, post, words, offsets, pre_i[head].astype(np.int32),
+                      post_slice[head].astype(np.int32), stage[starts].astype(np.int32), report)
