@@ -1,4 +1,4 @@
-"""Hardware interchange and targets: NIR export/import (:mod:`neurogate.hw.nir`), hardware lowerings.
+"""Hardware interchange and targets: NIR (:mod:`neurogate.hw.nir`), SpiNNaker, resistive crossbars.
 
 ``to_nir`` / ``from_nir`` load on first use, so ``import neurogate.hw`` (and its hardware
 subpackages) works without the ``nir`` package installed.
@@ -13,8 +13,9 @@ import importlib
 
 _NIR_NAMES = ("to_nir", "from_nir", "register_exporter", "register_importer", "supported_layers",
               "SumPool2d", "NIRNetwork")
-__all__ = ["NIRNetwork", "SumPool2d", "from_nir", "nir", "register_exporter", "register_importer",
-           "supported_layers", "to_nir", "units"]
+_MODULES = ("nir", "units", "spinnaker", "crossbar", "report")
+__all__ = ["NIRNetwork", "SumPool2d", "from_nir", "register_exporter", "register_importer",
+           "supported_layers", "to_nir", *_MODULES]
 
 
 def __getattr__(name: str):
@@ -22,7 +23,7 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(".nir", __name__), name)
         globals()[name] = value
         return value
-    if name in ("nir", "units"):
+    if name in _MODULES:
         module = importlib.import_module(f".{name}", __name__)
         globals()[name] = module
         return module
