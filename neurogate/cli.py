@@ -11,6 +11,8 @@ Example:
     $ torchrun --nproc_per_node=2 -m neurogate.cli train --batch-size 64
     $ neurogate export runs/mlp --target spinnaker --out exports/mlp   # descriptor + report.md
     $ neurogate simulate exports/mlp --samples 100                    # hardware vs float accuracy
+    $ neurogate export runs/mlp --target crossbar --device rram --out exports/xbar
+    $ neurogate simulate exports/xbar --seeds 5 --t-read 3600         # Monte Carlo over programmings
     $ neurogate datasets
 """
 
@@ -89,6 +91,8 @@ def add_train(p: argparse.ArgumentParser) -> None:
     a("--threads", type=int, help="CPU threads for torch and numba (default: theirs)")
     a("--model-opt", action="append", metavar="KEY=VALUE", dest="model_opt",
       help="model option, repeatable (e.g. --model-opt hidden=256 --model-opt channels=[8,16])")
+    a("--hw-aware", metavar="crossbar:DEVICE",
+      help="hardware-aware training: weights see the device's noise in training (e.g. crossbar:rram)")
     a("--no-progress", action="store_false", dest="progress", default=None)
     a("--no-plots", action="store_false", dest="plots", default=None)
 
@@ -143,7 +147,7 @@ def add_export(p: argparse.ArgumentParser) -> None:
                 "parameters) and export.json (source checkpoint, model config, input encoding).")
     a = p.add_argument
     a("source", metavar="RUN_DIR_OR_CHECKPOINT", help="a run directory (best.pt, else last.pt) or a .pt file")
-    a("--target", choices=("nir", "spinnaker"), default="spinnaker")
+    a("--target", choices=("nir", "spinnaker", "crossbar"), default="spinnaker")
     a("--machine", default="spinnaker1", type=str.lower, choices=("spinnaker1", "spinnaker2"),
       help="SpiNNaker machine preset (default spinnaker1)")
     a("--out", required=True, metavar="DIR", help="export directory")
@@ -152,6 +156,12 @@ def add_export(p: argparse.ArgumentParser) -> None:
       help="input spikes per pixel and step (event counts up to N are exact); auto: the largest "
            "count in the run's test split")
     a("--root", help="dataset root (default: the run's)")
+    x = p.add_argument_group("crossbar target")
+    x.add_argument("--device", dest="xbar_device", default="rram", type=str.lower, choices=("rram", "pcm", "ideal"),
+                   help="resistive device preset (default rram)")
+    x.add_argument("--tile", type=int, default=256, help="tile rows = columns (default 256)")
+    x.add_argument("--adc-bits", type=int, help="ADC bits on column currents (default: ideal)")
+    x.add_argument("--dac-bits", type=int, help="DAC bits on row inputs (default: ideal)")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -159,7 +169,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     copies = args.input_copies if args.input_copies == "auto" else _positive_int(args.input_copies, "--input-copies")
     res = export_run(args.source, args.target, args.out, machine=args.machine, dt=args.dt,
-                     input_copies=copies, root=args.root)
+                     input_copies=copies, root=args.root, device=args.xbar_device, tile=args.tile,
+                     adc_bits=args.adc_bits, dac_bits=args.dac_bits)
     print(res.summary)
     print(f"exported to {res.out} in {res.seconds:.2f} s (full report: {res.out / 'report.md'})")
     return 0
@@ -178,17 +189,22 @@ def _positive_int(value: str, flag: str) -> int:
 # -------------------------------------------------------------------------------- simulate
 def add_simulate(p: argparse.ArgumentParser) -> None:
     a = p.add_argument
-    a("export_dir", metavar="DIR", help="a SpiNNaker export (neurogate export --target spinnaker)")
+    a("export_dir", metavar="DIR", help="a SpiNNaker or crossbar export (neurogate export --target ...)")
     a("--dataset", help="registered dataset (default: the one the model was trained on)")
     a("--split", default="test")
     a("--samples", type=int, help="only the first N samples")
     a("--root", help="dataset root (default: the run's)")
     a("--batch-size", type=int, default=64)
+    a("--seeds", type=int, default=5, help="crossbar: programmings (Monte Carlo seeds 0..N-1; default 5)")
+    a("--t-read", type=float, metavar="SECONDS", help="crossbar: read time after programming (drift; default none)")
+    a("--drift-compensation", action="store_true", help="crossbar: global drift compensation")
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .hw.report import simulate_export
+    from .hw.report import load_export, simulate_export
 
+    if load_export(args.export_dir)[0].get("target") == "crossbar":
+        return _simulate_crossbar(args)
     r = simulate_export(args.export_dir, args.dataset, args.split, args.samples, root=args.root,
                         batch_size=args.batch_size)
     print(f"{r['dataset']} {r['split']}: {r['samples']} samples, {r['input_copies']} input copies, "
@@ -201,6 +217,26 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if r["clipped_events"] or r["saturations"]:
         print(f"  warning: {r['clipped_events']} input events above the input copies were clipped, "
               f"{r['saturations']} s16.15 saturations")
+    return 0
+
+
+def _simulate_crossbar(args: argparse.Namespace) -> int:
+    from .hw.crossbar_export import simulate_crossbar
+
+    r = simulate_crossbar(args.export_dir, args.dataset, args.split, args.samples, seeds=args.seeds,
+                          t_read=args.t_read, drift_compensation=args.drift_compensation, root=args.root,
+                          batch_size=args.batch_size)
+    t_read = "no drift" if r["t_read"] is None else f"read {r['t_read']:g} s after programming"
+    print(f"{r['dataset']} {r['split']}: {r['samples']} samples on {r['device']}, {r['seeds']} seeds, "
+          f"{t_read}, {r['seconds']:.1f} s")
+    print(f"  float model accuracy     {r['float_acc']:.4f}")
+    print(f"  hardware accuracy        {r['hardware_acc_mean']:.4f} +- {r['hardware_acc_std']:.4f} "
+          f"(seeds: {' '.join(f'{a:.4f}' for a in r['hardware_acc'])})")
+    for name, e in r["layer_error"].items():
+        print(f"  output error {name:<15} {e:.4f} (relative)")
+    if r["clipped_events"] or r["dac_saturations"] or r["adc_saturations"]:
+        print(f"  warning: {r['clipped_events']} input events clipped, {r['dac_saturations']} DAC and "
+              f"{r['adc_saturations']} ADC saturations")
     return 0
 
 
@@ -239,8 +275,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int], str]] = {
     "train": (add_train, cmd_train, "train a spiking model (see neurogate.train.TrainConfig)"),
-    "export": (add_export, cmd_export, "export a trained run to NIR or a SpiNNaker descriptor, with a report"),
-    "simulate": (add_simulate, cmd_simulate, "run a SpiNNaker export on a dataset against the float model"),
+    "export": (add_export, cmd_export, "export a trained run to NIR, a SpiNNaker or a crossbar descriptor, with a report"),
+    "simulate": (add_simulate, cmd_simulate, "run a SpiNNaker or crossbar export on a dataset against the float model"),
     "datasets": (add_datasets, cmd_datasets, "list the registered datasets and what is on disk"),
     "models": (add_models, cmd_models, "list the registered models"),
 }

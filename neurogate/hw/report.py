@@ -1,8 +1,10 @@
-"""Export a trained run to NIR or SpiNNaker, a readable report of what was exported, and a run of
-the exported network on a dataset against the float model (``neurogate export | simulate``).
+"""Export a trained run to NIR, SpiNNaker or a resistive crossbar, a readable report of what was
+exported, and a run of the exported network on a dataset against the float model
+(``neurogate export | simulate``).
 
 An export directory holds the target's own files (``model.nir``, or the SpiNNaker descriptor's
-``descriptor.json`` + ``arrays.npz``), ``report.md`` and ``export.json``: the source checkpoint's
+``descriptor.json`` + ``arrays.npz``; the crossbar descriptor, see
+:mod:`neurogate.hw.crossbar_export`), ``report.md`` and ``export.json``: the source checkpoint's
 path, the model config, the dataset the model was trained on and the input encoding, so that
 :func:`simulate_export` can rebuild the float model and its test data.
 
@@ -60,11 +62,14 @@ class ExportResult:
 
 def export_run(source: str | Path, target: str = "spinnaker", out: str | Path = "export", *,
                machine: str = "spinnaker1", dt: float = 1e-3, input_copies: int | str = "auto",
-               root: str | None = None) -> ExportResult:
+               root: str | None = None, device: str = "rram", tile: int = 256,
+               adc_bits: int | None = None, dac_bits: int | None = None) -> ExportResult:
     """Export the model of a run directory (``best.pt``, else ``last.pt``) or checkpoint to ``out``.
 
-    ``target``: ``"nir"`` (``model.nir``) or ``"spinnaker"`` (a descriptor for ``machine``,
-    ``spinnaker1`` or ``spinnaker2``). ``root`` overrides the dataset root recorded in the run
+    ``target``: ``"nir"`` (``model.nir``), ``"spinnaker"`` (a descriptor for ``machine``,
+    ``spinnaker1`` or ``spinnaker2``) or ``"crossbar"`` (tiles of ``tile`` x ``tile`` on the
+    ``device`` preset, converters of ``adc_bits`` / ``dac_bits``, ``None`` = ideal; see
+    :mod:`neurogate.hw.crossbar_export`). ``root`` overrides the dataset root recorded in the run
     (used only by ``input_copies="auto"``).
     """
     import nir
@@ -73,8 +78,8 @@ def export_run(source: str | Path, target: str = "spinnaker", out: str | Path = 
     from . import to_nir
 
     t0 = time.perf_counter()
-    if target not in ("nir", "spinnaker"):
-        raise ConfigError(f"export target {target!r} is not 'nir' or 'spinnaker'")
+    if target not in ("nir", "spinnaker", "crossbar"):
+        raise ConfigError(f"export target {target!r} is not 'nir', 'spinnaker' or 'crossbar'")
     ckpt_path = _checkpoint_path(source)
     ckpt = load_checkpoint(ckpt_path)
     model = load_model(ckpt_path)
@@ -91,6 +96,15 @@ def export_run(source: str | Path, target: str = "spinnaker", out: str | Path = 
     if target == "nir":
         nir.write(out / "model.nir", graph)
         report, desc = nir_report(graph, meta), None
+    elif target == "crossbar":
+        from .crossbar_export import crossbar_report, lower_crossbar
+
+        meta["input_copies"] = _auto_copies(data) if input_copies == "auto" else int(input_copies)
+        if meta["input_copies"] < 1:
+            raise ConfigError(f"input_copies must be >= 1, got {meta['input_copies']}")
+        desc = lower_crossbar(graph, meta, device=device, tile=tile, adc_bits=adc_bits, dac_bits=dac_bits)
+        desc.save(out)
+        report = crossbar_report(desc, meta)
     else:
         from .spinnaker import PRESETS, lower
 
@@ -132,6 +146,10 @@ def load_export(directory: str | Path) -> tuple[dict[str, Any], Any]:
             return meta, nir.read(path / "model.nir")
         except Exception as err:  # h5py / nir raise many kinds
             raise ConfigError(f"{path / 'model.nir'}: unreadable NIR file ({err})") from err
+    if meta.get("target") == "crossbar":
+        from .crossbar import Descriptor as CrossbarDescriptor
+
+        return meta, CrossbarDescriptor.load(path)
     from .spinnaker import Descriptor
 
     return meta, Descriptor.load(path)
@@ -436,7 +454,7 @@ def _summary(report: str) -> str:
             if line.startswith("# "):
                 keep.append(section)
             continue
-        if section in ("Resources", "Quantisation", "Nodes") and line.startswith("|") and "---" not in line:
+        if section in ("Resources", "Quantisation", "Nodes", "Tile map") and line.startswith("|") and "---" not in line:
             keep.append("  " + "  ".join(c.strip() for c in line.strip("|").split("|")))
         elif line.startswith("- ") and section is None:
             keep.append("  " + line[2:])

@@ -68,6 +68,8 @@ class TrainConfig:
             busy machine 1 thread per process can be much faster than spinning OpenMP threads.
         progress: show a progress bar.
         plots: write the PNG plots at the end.
+        hw_aware: ``"crossbar:<device>"`` (rram, pcm, ideal): hardware-aware training, each Linear/Conv
+            weight perturbed in training by the device's noise (:mod:`neurogate.train.hwaware`).
     """
 
     model: str = "lif-convnet"
@@ -94,8 +96,13 @@ class TrainConfig:
     threads: int | None = None
     progress: bool = True
     plots: bool = True
+    hw_aware: str | None = None
 
     def __post_init__(self) -> None:
+        if self.hw_aware is not None:
+            from .hwaware import parse_hw_aware
+
+            parse_hw_aware(self.hw_aware)
         positive = ("epochs", "batch_size", "time_steps", "eval_batch_size")
         for name in positive:
             if int(getattr(self, name)) < 1:
@@ -127,7 +134,7 @@ class TrainConfig:
 #: Fields that decide the weights a run produces; a resumed run must keep them.
 TRAJECTORY_FIELDS = ("model", "dataset", "epochs", "batch_size", "lr", "time_steps", "seed",
                      "schedule", "weight_decay", "model_options", "data_options", "train_samples",
-                     "test_samples")
+                     "test_samples", "hw_aware")
 
 
 def config_from_dict(values: dict[str, Any], base: TrainConfig | None = None,

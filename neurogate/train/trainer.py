@@ -137,6 +137,10 @@ class _Run:
             model = nm.create(cfg.model, num_classes=num_classes, in_shape=frame_shape,
                               **cfg.model_options)
         self.model = model.to(ctx.device)
+        if cfg.hw_aware:
+            from .hwaware import HardwareAware
+
+            self.hw_aware = HardwareAware.attach(self.model, cfg.hw_aware)
         self.net: nn.Module = self.model
         if ctx.enabled:
             if ctx.device.type == "cuda":

@@ -139,12 +139,14 @@ def _tile(x: np.ndarray, gp: np.ndarray, gn: np.ndarray, desc: Descriptor, rng: 
         counts["dac"] += int(np.count_nonzero(np.abs(u) > 1))
         q = 2 ** (arr.dac_bits - 1) - 1
         u = np.rint(np.clip(u, -1, 1) * q) / q
-    v = arr.v_read * u  # volts
-    i = v @ gp - v @ gn  # uA
+    lead = u.shape[:-1]
+    # 2-D operands: numpy's matmul of a [T, B, rows] stack is ~14x slower than one [T*B, rows] GEMM.
+    v = arr.v_read * u.reshape(-1, u.shape[-1])  # volts
+    i = v @ (gp - gn)  # uA: the differential pair's currents subtract on the column
     if dev.read_noise:
-        v2 = v * v
-        var = v2 @ (dev.read_noise * gp) ** 2 + v2 @ (dev.read_noise * gn) ** 2
+        var = (v * v) @ (dev.read_noise ** 2 * (gp * gp + gn * gn))
         i = i + np.sqrt(var) * rng.standard_normal(i.shape)
+    i = i.reshape(*lead, i.shape[-1])
     if arr.adc_bits is not None:
         i_max = arr.adc_range if arr.adc_range is not None else arr.v_read * arr.rows * dev.g_range
         counts["adc"] += int(np.count_nonzero(np.abs(i) > i_max))
