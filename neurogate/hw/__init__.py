@@ -14,8 +14,8 @@ import importlib
 _NIR_NAMES = ("to_nir", "from_nir", "register_exporter", "register_importer", "supported_layers",
               "SumPool2d", "NIRNetwork")
 _MODULES = ("nir", "units", "spinnaker", "crossbar", "report")
-__all__ = ["NIRNetwork", "SumPool2d", "from_nir", "register_exporter", "register_importer",
-           "supported_layers", "to_nir", *_MODULES]
+__all__ = ["NIRNetwork", "SumPool2d", "crossbar", "from_nir", "nir", "register_exporter",
+           "register_importer", "report", "spinnaker", "supported_layers", "to_nir", "units"]
 
 
 def __getattr__(name: str):

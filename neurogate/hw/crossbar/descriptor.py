@@ -16,8 +16,6 @@ Layer kinds: ``"lif"`` (spiking), ``"li"`` (leaky readout, membrane recorded), `
 
 from __future__ import annotations
 
-import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConfigError, HardwareConstraintError
+from ..descriptor import read_descriptor, write_descriptor
 from .device import Array, Device, device_from_dict
 
 __all__ = ["SCHEMA_VERSION", "CrossbarTile", "Descriptor", "DigitalLayer"]
@@ -172,8 +171,6 @@ class Descriptor:
     def save(self, directory: str | Path) -> Path:
         """Write ``descriptor.json`` and ``arrays.npz`` into ``directory``; returns the directory."""
         self.validate()
-        path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {}
         for t in self.tiles:
             arrays |= {f"tile{t.id}.g_pos": t.g_pos, f"tile{t.id}.g_neg": t.g_neg, f"tile{t.id}.scale": t.scale}
@@ -185,26 +182,13 @@ class Descriptor:
                 "budget": self.budget, "utilisation": self.utilisation, "tile_map": self.tile_map,
                 "layers": [{"name": ly.name, "kind": ly.kind, "size": ly.size, "sources": ly.sources,
                             "reset": ly.reset, "params": sorted(ly.params)} for ly in self.layers]}
-        (path / "descriptor.json").write_text(json.dumps(meta, indent=1))
-        np.savez(path / "arrays.npz", **arrays)
-        return path
+        return write_descriptor(directory, meta, arrays)
 
     @classmethod
     def load(cls, directory: str | Path) -> Descriptor:
         """Read and validate a descriptor written by :meth:`save`."""
         path = Path(directory)
-        try:
-            meta = json.loads((path / "descriptor.json").read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise ConfigError(f"{path / 'descriptor.json'}: missing or not JSON ({err})") from None
-        if meta.get("target") != "crossbar" or meta.get("schema_version") != SCHEMA_VERSION:
-            raise ConfigError(f"{path}: not a crossbar descriptor of schema version {SCHEMA_VERSION} "
-                              f"(target {meta.get('target')!r}, version {meta.get('schema_version')!r})")
-        try:
-            with np.load(path / "arrays.npz", allow_pickle=False) as z:
-                arr = {k: z[k] for k in z.files}
-        except (OSError, ValueError, zipfile.BadZipFile) as err:
-            raise ConfigError(f"{path / 'arrays.npz'}: corrupt or unreadable ({err}); {FIX}") from None
+        meta, arr = read_descriptor(path, "crossbar", SCHEMA_VERSION, FIX)
         try:
             device = device_from_dict(meta["device"])
             array = Array(**meta["array"])

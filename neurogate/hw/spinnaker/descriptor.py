@@ -19,8 +19,6 @@ per-step currents ``W s_t + b``, float64), stored as ``readout{i}.weight`` / ``.
 
 from __future__ import annotations
 
-import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConfigError, HardwareConstraintError
+from ..descriptor import read_descriptor, write_descriptor
 from .machine import Machine, machine_from_dict
 from .quantise import MAX_SHIFT, decode_words
 
@@ -136,7 +135,6 @@ class Descriptor:
     # ------------------------------------------------------------------ disk
     def save(self, directory: str | Path) -> Path:
         path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {}
         pops = []
         for i, p in enumerate(self.populations.values()):
@@ -160,26 +158,12 @@ class Descriptor:
                 "inputs": self.inputs, "outputs": self.outputs, "populations": pops,
                 "projections": projs, "mapping": self.mapping, "readouts": host,
                 "always_on": self.always_on}
-        (path / "descriptor.json").write_text(json.dumps(meta, indent=1))
-        np.savez(path / "arrays.npz", **arrays)
-        return path
+        return write_descriptor(path, meta, arrays)
 
     @classmethod
     def load(cls, directory: str | Path) -> Descriptor:
         path = Path(directory)
-        try:
-            meta = json.loads((path / "descriptor.json").read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise ConfigError(f"{path / 'descriptor.json'}: cannot read the descriptor ({err})") from err
-        if meta.get("target") != "spinnaker" or meta.get("schema_version") != SCHEMA_VERSION:
-            raise ConfigError(f"{path}: not a SpiNNaker descriptor of schema version {SCHEMA_VERSION} "
-                              f"(target={meta.get('target')!r}, schema_version={meta.get('schema_version')!r})")
-        try:
-            with np.load(path / "arrays.npz", allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-            raise ConfigError(f"{path / 'arrays.npz'}: corrupt or unreadable descriptor arrays ({err}); "
-                              f"{FIX}") from err
+        meta, arrays = read_descriptor(path, "spinnaker", SCHEMA_VERSION, FIX)
         try:
             pops = {}
             for i, p in enumerate(meta["populations"]):
