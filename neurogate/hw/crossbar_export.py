@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import ConfigError
 
 __all__ = ["crossbar_report", "lower_crossbar", "simulate_crossbar"]
 
@@ -118,37 +118,19 @@ def simulate_crossbar(directory: str | Path, dataset: str | None = None, split: 
     """
     import torch
 
-    from .. import data as nd
     from ..models.base import SpikeMonitor
-    from ..train import load_model
-    from .report import _hardware_logits, input_spikes, load_export
+    from .report import _hardware_logits, export_source, input_spikes, load_export
 
     meta, desc = load_export(directory)
     if seeds < 1:
         raise ConfigError(f"seeds must be >= 1, got {seeds}")
-    ckpt = Path(meta.get("checkpoint", ""))
-    if not ckpt.is_file():
-        raise CheckpointError(f"{ckpt}: the checkpoint this export was made from is gone; "
-                              "re-export from an existing run")
-    model = load_model(ckpt).eval()
-    rec = meta.get("data") or {}
-    name = dataset or rec.get("dataset")
-    if not name:
-        raise ConfigError("no dataset recorded in the export; pass --dataset")
-    opts = {**rec.get("data_options", {}), "root": root or rec.get("root") or "datasets"}
-    if rec.get("time_steps"):
-        opts["time_steps"] = rec["time_steps"]
-    ds = nd.load(name, split, **opts)
-    n = len(ds) if samples is None else min(int(samples), len(ds))
+    model, batches, n, name = export_source(meta, dataset, split, root, samples, batch_size)
     copies = int(meta.get("input_copies", 1))
     t0 = time.perf_counter()
     hw_correct = np.zeros(seeds)
     fl_correct, clipped, dac_sat, adc_sat = 0, 0, 0, 0
     err: dict[str, np.ndarray] = {}  # layer -> [seeds, 2] (|diff|, |ref|) accumulators
-    for lo in range(0, n, batch_size):
-        items = [ds[i] for i in range(lo, min(n, lo + batch_size))]
-        x = torch.stack([torch.as_tensor(f) for f, _ in items], 1).float()  # [T, B, ...]
-        y = np.asarray([int(lbl) for _, lbl in items])
+    for x, y in batches:
         spikes, dropped = input_spikes(x.numpy(), copies)
         clipped += dropped
         with torch.no_grad(), SpikeMonitor(model, keep_spikes=True) as mon:

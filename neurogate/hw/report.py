@@ -167,37 +167,19 @@ def simulate_export(directory: str | Path, dataset: str | None = None, split: st
     """
     import torch
 
-    from .. import data as nd
     from ..models.base import SpikeMonitor
-    from ..train import load_model
     from .spinnaker import simulate
 
     meta, desc = load_export(directory)
     if meta.get("target") != "spinnaker":
         raise ConfigError(f"{directory}: a {meta.get('target')!r} export; simulate needs --target spinnaker")
-    ckpt = Path(meta.get("checkpoint", ""))
-    if not ckpt.is_file():
-        raise CheckpointError(f"{ckpt}: the checkpoint this export was made from is gone; "
-                              "re-export from an existing run")
-    model = load_model(ckpt)
-    rec = meta.get("data") or {}
-    name = dataset or rec.get("dataset")
-    if not name:
-        raise ConfigError("no dataset recorded in the export; pass --dataset")
-    opts = {**rec.get("data_options", {}), "root": root or rec.get("root") or "datasets"}
-    if rec.get("time_steps"):
-        opts["time_steps"] = rec["time_steps"]
-    ds = nd.load(name, split, **opts)
-    n = len(ds) if samples is None else min(int(samples), len(ds))
+    model, batches, n, name = export_source(meta, dataset, split, root, samples, batch_size)
     copies = int(meta.get("input_copies", 1))
     t0 = time.perf_counter()
     hw_correct = fl_correct = same_pred = 0
     clipped, sat = 0, 0
     agree: dict[str, list[float]] = {}  # population -> [equal entries, entries]
-    for lo in range(0, n, batch_size):
-        items = [ds[i] for i in range(lo, min(n, lo + batch_size))]
-        x = torch.stack([torch.as_tensor(f) for f, _ in items], 1).float()  # [T, B, ...]
-        y = np.asarray([int(lbl) for _, lbl in items])
+    for x, y in batches:
         spikes, dropped = input_spikes(x.numpy(), copies)
         clipped += dropped
         res = simulate(desc, spikes, align=True)
@@ -459,3 +441,40 @@ def _summary(report: str) -> str:
         elif line.startswith("- ") and section is None:
             keep.append("  " + line[2:])
     return "\n".join(keep)
+
+
+def export_source(meta: dict, dataset: str | None, split: str, root: str | None, samples: int | None,
+                  batch_size: int):
+    """``(float model, batches, n, dataset name)`` for comparing an export with the run it came from.
+
+    The model is rebuilt from the checkpoint recorded in ``export.json``; the dataset (recorded or
+    ``dataset``) is reopened with the recorded binning; ``batches`` yields ``(x [T, B, ...] float,
+    y [B] int array)`` over the first ``n`` samples of ``split``.
+    """
+    import torch
+
+    from .. import data as nd
+    from ..train import load_model
+
+    ckpt = Path(meta.get("checkpoint", ""))
+    if not ckpt.is_file():
+        raise CheckpointError(f"{ckpt}: the checkpoint this export was made from is gone; "
+                              "re-export from an existing run")
+    model = load_model(ckpt).eval()
+    rec = meta.get("data") or {}
+    name = dataset or rec.get("dataset")
+    if not name:
+        raise ConfigError("no dataset recorded in the export; pass --dataset")
+    opts = {**rec.get("data_options", {}), "root": root or rec.get("root") or "datasets"}
+    if rec.get("time_steps"):
+        opts["time_steps"] = rec["time_steps"]
+    ds = nd.load(name, split, **opts)
+    n = len(ds) if samples is None else min(int(samples), len(ds))
+
+    def batches():
+        for lo in range(0, n, batch_size):
+            items = [ds[i] for i in range(lo, min(n, lo + batch_size))]
+            x = torch.stack([torch.as_tensor(f) for f, _ in items], 1).float()  # [T, B, ...]
+            yield x, np.asarray([int(lbl) for _, lbl in items])
+
+    return model, batches(), n, name
