@@ -162,6 +162,10 @@ def add_export(p: argparse.ArgumentParser) -> None:
     x.add_argument("--tile", type=int, default=256, help="tile rows = columns (default 256)")
     x.add_argument("--adc-bits", type=int, help="ADC bits on column currents (default: ideal)")
     x.add_argument("--dac-bits", type=int, help="DAC bits on row inputs (default: ideal)")
+    x.add_argument("--wire-resistance", type=float, metavar="OHM",
+                   help="wire resistance per cell segment, for IR drop (default: ideal wires)")
+    x.add_argument("--reference-column", action="store_true",
+                   help="one device per weight plus a reference column per tile (default: differential pairs)")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -170,7 +174,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     copies = args.input_copies if args.input_copies == "auto" else _positive_int(args.input_copies, "--input-copies")
     res = export_run(args.source, args.target, args.out, machine=args.machine, dt=args.dt,
                      input_copies=copies, root=args.root, device=args.xbar_device, tile=args.tile,
-                     adc_bits=args.adc_bits, dac_bits=args.dac_bits)
+                     adc_bits=args.adc_bits, dac_bits=args.dac_bits, wire_resistance=args.wire_resistance,
+                     differential=not args.reference_column)
     print(res.summary)
     print(f"exported to {res.out} in {res.seconds:.2f} s (full report: {res.out / 'report.md'})")
     return 0

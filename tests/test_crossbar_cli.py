@@ -155,3 +155,23 @@ def test_train_hw_aware_records_option(digits_root, tmp_path, capsys):
     capsys.readouterr()
     assert main(TRAIN + ["--hw-aware", "crossbar:nope", "--out", str(tmp_path / "bad")]) == 2
     assert "hw_aware" in _error_line(capsys)
+
+
+def test_export_reference_column_and_ir_drop(run_dir, tmp_path):
+    """--reference-column / --wire-resistance reach the descriptor and the report; with ideal
+    wires a reference-column ideal device still reproduces the float accuracy."""
+    from neurogate.hw.crossbar_export import simulate_crossbar
+
+    out = tmp_path / "refcol"
+    assert main(["export", str(run_dir), "--target", "crossbar", "--device", "ideal", "--tile", "64",
+                 "--reference-column", "--out", str(out)]) == 0
+    desc = Descriptor.load(out)
+    assert not desc.array.differential and all(t.g_neg.shape[1] == 1 for t in desc.tiles)
+    assert "reference column" in (out / "report.md").read_text()
+    r = simulate_crossbar(out, samples=32, seeds=1)
+    assert r["hardware_acc"] == [r["float_acc"]]
+    wired = tmp_path / "wired"
+    assert main(["export", str(run_dir), "--target", "crossbar", "--device", "rram", "--tile", "64",
+                 "--wire-resistance", "1.5", "--out", str(wired)]) == 0
+    assert Descriptor.load(wired).array.wire_resistance == 1.5
+    assert "1.5 ohm per segment" in (wired / "report.md").read_text()

@@ -26,7 +26,8 @@ __all__ = ["crossbar_report", "lower_crossbar", "simulate_crossbar"]
 
 def lower_crossbar(graph: Any, meta: dict[str, Any], *, device: str = "rram", tile: int = 256,
                    adc_bits: int | None = None, dac_bits: int | None = None,
-                   budget: int | None = None) -> Any:
+                   budget: int | None = None, wire_resistance: float | None = None,
+                   differential: bool = True) -> Any:
     """The crossbar :class:`~neurogate.hw.crossbar.Descriptor` of ``graph`` (input copies from
     ``meta["input_copies"]``); records the device and array in ``meta``."""
     from .crossbar import PRESETS, Array, lower
@@ -34,7 +35,8 @@ def lower_crossbar(graph: Any, meta: dict[str, Any], *, device: str = "rram", ti
 
     if device not in PRESETS:
         raise ConfigError(f"crossbar device {device!r} is not one of {', '.join(sorted(PRESETS))}")
-    array = Array(rows=tile, cols=tile, adc_bits=adc_bits, dac_bits=dac_bits)
+    array = Array(rows=tile, cols=tile, adc_bits=adc_bits, dac_bits=dac_bits, wire_resistance=wire_resistance,
+                  differential=differential)
     desc = lower(with_input_copies(graph, int(meta.get("input_copies", 1))), PRESETS[device], array,
                  budget=budget, dt=meta["dt"])
     exact = lower(with_input_copies(graph, int(meta.get("input_copies", 1))), "ideal", array, dt=meta["dt"])
@@ -43,7 +45,8 @@ def lower_crossbar(graph: Any, meta: dict[str, Any], *, device: str = "rram", ti
         w, ref = (np.concatenate([dd.weights(ly.name, s) for s in ly.sources]) for dd in (desc, exact))
         q_err[ly.name] = float(np.linalg.norm(w - ref) / max(np.linalg.norm(ref), 1e-300))
     meta["crossbar"] = {"device": device, "tile": tile, "adc_bits": adc_bits, "dac_bits": dac_bits,
-                        "budget": budget, "tiles": len(desc.tiles), "quantisation_error": q_err}
+                        "budget": budget, "wire_resistance": wire_resistance,
+                        "differential": differential, "tiles": len(desc.tiles), "quantisation_error": q_err}
     return desc
 
 
@@ -65,19 +68,24 @@ def crossbar_report(desc: Any, meta: dict[str, Any] | None = None) -> str:
               f"| read noise (relative) | {d.read_noise} |",
               f"| drift nu | {d.drift_nu} +- {d.drift_nu_std} (t0 {d.drift_t0} s) |",
               f"| stuck LRS / HRS | {d.stuck_lrs} / {d.stuck_hrs} |",
-              f"| tile | {a.rows} x {a.cols}, differential pairs |",
+              f"| tile | {a.rows} x {a.cols}, {'differential pairs' if a.differential else 'one device per weight + a reference column'} |",
+              f"| wire resistance (IR drop) | {f'{a.wire_resistance} ohm per segment' if a.wire_resistance else 'ideal wires'} |",
               f"| DAC | {f'{a.dac_bits} bits' if a.dac_bits else 'ideal'} over +-{a.input_range}, v_read {a.v_read} V |",
-              f"| ADC | {f'{a.adc_bits} bits' if a.adc_bits else 'ideal'} over +-{a.adc_range or a.v_read * a.rows * d.g_range:.4g} uA |",
+              f"| ADC | {f'{a.adc_bits} bits' if a.adc_bits else 'ideal'} over +-{a.adc_range or a.v_read * a.rows * a.unit(d):.4g} uA |",
               ""]
     lines += ["## Tile map", "", (f"{len(desc.tiles)} tiles, utilisation {util['overall']:.1%} "
                                   f"(cells used / cells of the tiles placed)."), "",
-              "| layer | source | weights (in x out) | tiles | utilisation | tile ids |", "|---|---|---|---|---|---|"]
-    for ly in desc.layers:
-        for src in ly.sources:
-            ts = [t for t in desc.tiles if t.layer == ly.name and t.source == src]
-            n_in = desc.inputs.get(src) or desc.layer(src).size
-            ids = f"{ts[0].id}..{ts[-1].id}" if len(ts) > 1 else (str(ts[0].id) if ts else "-")
-            lines.append(f"| {ly.name} | {src} | {n_in} x {ly.size} | {len(ts)} | {util.get(ly.name, 0):.1%} | {ids} |")
+              ("A convolution is weight-stationary: its kernel matrix (C_in k_h k_w rows x C_out columns) is "
+               "programmed once and read once per output position; pooling before it is digital."), "",
+              "| layer | source | mapping | weights (rows x cols) | reads per step | tiles | utilisation | tile ids |",
+              "|---|---|---|---|---|---|---|---|"]
+    for p in desc.projections:
+        ts = [t for t in desc.tiles if t.projection == p.id]
+        ids = f"{ts[0].id}..{ts[-1].id}" if len(ts) > 1 else (str(ts[0].id) if ts else "-")
+        how = ("digital " + " + ".join(f"{q['mode']}-pool {q['kernel'][0]}x{q['kernel'][1]}" for q in p.pre) + ", "
+               if p.pre else "") + (f"conv {p.conv['kernel'][0]}x{p.conv['kernel'][1]}" if p.kind == "conv" else "dense")
+        lines.append(f"| {p.layer} | {p.source} | {how} | {p.n_rows} x {p.n_cols} | {p.reads_per_step} | {len(ts)} | "
+                     f"{util.get(p.layer, 0):.1%} | {ids} |")
     lines += ["", "## Quantisation", "",
               ("Column j of a tile holds W[:, j] / s_j as G+ - G- over the conductance range, s_j = max_i "
                "|W_ij| (model units per full range). Error: relative Frobenius error of the target (noise-free) "

@@ -63,12 +63,14 @@ class ExportResult:
 def export_run(source: str | Path, target: str = "spinnaker", out: str | Path = "export", *,
                machine: str = "spinnaker1", dt: float = 1e-3, input_copies: int | str = "auto",
                root: str | None = None, device: str = "rram", tile: int = 256,
-               adc_bits: int | None = None, dac_bits: int | None = None) -> ExportResult:
+               adc_bits: int | None = None, dac_bits: int | None = None, wire_resistance: float | None = None,
+               differential: bool = True) -> ExportResult:
     """Export the model of a run directory (``best.pt``, else ``last.pt``) or checkpoint to ``out``.
 
     ``target``: ``"nir"`` (``model.nir``), ``"spinnaker"`` (a descriptor for ``machine``,
     ``spinnaker1`` or ``spinnaker2``) or ``"crossbar"`` (tiles of ``tile`` x ``tile`` on the
-    ``device`` preset, converters of ``adc_bits`` / ``dac_bits``, ``None`` = ideal; see
+    ``device`` preset, converters of ``adc_bits`` / ``dac_bits``, ``None`` = ideal, wires of
+    ``wire_resistance`` ohm per segment, differential pairs or a reference column; see
     :mod:`neurogate.hw.crossbar_export`). ``root`` overrides the dataset root recorded in the run
     (used only by ``input_copies="auto"``).
     """
@@ -102,7 +104,8 @@ def export_run(source: str | Path, target: str = "spinnaker", out: str | Path = 
         meta["input_copies"] = _auto_copies(data) if input_copies == "auto" else int(input_copies)
         if meta["input_copies"] < 1:
             raise ConfigError(f"input_copies must be >= 1, got {meta['input_copies']}")
-        desc = lower_crossbar(graph, meta, device=device, tile=tile, adc_bits=adc_bits, dac_bits=dac_bits)
+        desc = lower_crossbar(graph, meta, device=device, tile=tile, adc_bits=adc_bits, dac_bits=dac_bits,
+                              wire_resistance=wire_resistance, differential=differential)
         desc.save(out)
         report = crossbar_report(desc, meta)
     else:

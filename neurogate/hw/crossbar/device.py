@@ -191,14 +191,21 @@ def device_from_dict(d: dict[str, Any] | str) -> Device:
 class Array:
     r"""A crossbar tile and its periphery.
 
-    ``rows`` x ``cols`` cells per tile (rows = inputs, cols = outputs), each weight a differential
-    pair (``differential=True``; the single-device mode is not implemented yet). Inputs pass a DAC
-    of ``dac_bits`` (``None`` = ideal) mapping :math:`x \in [-x_{max}, x_{max}]` (``input_range``)
-    to :math:`V = v_{read} x / x_{max}` volts, rounded to :math:`2^{b-1}-1` steps per sign; the
-    column current :math:`I = V G` (uA) passes an ADC of ``adc_bits`` over :math:`\pm I_{max}`
-    (``adc_range`` uA; ``None`` = :math:`v_{read}\,\text{rows}\,(g_{max} - g_{min})`, the
-    largest differential current). Values outside either range saturate and are counted.
-    Biases and neurons are digital (``digital_bias``, ``digital_neurons``).
+    ``rows`` x ``cols`` weights per tile (rows = inputs, cols = outputs). Signed weights are stored
+    either as differential pairs (``differential=True``: two devices per weight,
+    :math:`w = s (G^+ - G^-)/(g_{max} - g_{min})`) or as one device per weight plus one reference
+    column per tile (``differential=False``: :math:`G = g_{ref} + (w/s)\,u`,
+    :math:`w = s (G - G_{ref})/u`, the reference devices at the mid level :math:`g_{ref}`,
+    :math:`u` = :meth:`unit`; the column currents minus the reference column's current give the
+    signed product, and the reference column's own noise is shared by every column of the tile).
+    Inputs pass a DAC of ``dac_bits`` (``None`` = ideal) mapping :math:`x \in [-x_{max}, x_{max}]`
+    (``input_range``) to :math:`V = v_{read} x / x_{max}` volts, rounded to :math:`2^{b-1}-1` steps
+    per sign; the column current :math:`I` (uA) passes an ADC of ``adc_bits`` over
+    :math:`\pm I_{max}` (``adc_range`` uA; ``None`` = :math:`v_{read}\,\text{rows}\,u`, the largest
+    signed current). Values outside either range saturate and are counted. ``wire_resistance``
+    (ohm per cell-to-cell wire segment, ``None`` = ideal wires) adds IR drop
+    (:mod:`neurogate.hw.crossbar.irdrop`, first order). Biases and neurons are digital
+    (``digital_bias``, ``digital_neurons``).
     """
 
     rows: int = 256
@@ -211,6 +218,7 @@ class Array:
     adc_range: float | None = None
     digital_bias: bool = True
     digital_neurons: bool = True
+    wire_resistance: float | None = None
 
     def __post_init__(self) -> None:
         for f in ("rows", "cols"):
@@ -227,9 +235,9 @@ class Array:
                 raise ValueRangeError(f"Array: {f} must be > 0, got {getattr(self, f)}")
         if self.adc_range is not None and not self.adc_range > 0:
             raise ValueRangeError(f"Array: adc_range must be > 0 uA or None, got {self.adc_range}")
-        if not self.differential:
-            raise ConfigError("Array: differential=False (one device plus a reference column) is not "
-                              "implemented yet; use differential=True")
+        if self.wire_resistance is not None and not (np.isfinite(self.wire_resistance) and self.wire_resistance >= 0):
+            raise ValueRangeError(f"Array: wire_resistance must be >= 0 ohm per segment or None, "
+                                  f"got {self.wire_resistance}")
         if not (self.digital_bias and self.digital_neurons):
             raise ConfigError("Array: analog biases/neurons are not implemented; keep digital_bias and "
                               "digital_neurons True")
@@ -237,6 +245,34 @@ class Array:
     @property
     def cells(self) -> int:
         return self.rows * self.cols
+
+    def unit(self, device: Device) -> float:
+        """Conductance (uS) of one full-scale weight ``|w| = s``: ``g_max - g_min`` for differential
+        pairs; for a reference column, ``M`` level steps with ``M = (levels - 1) // 2`` either side
+        of the reference level (half the range for unlimited levels)."""
+        if self.differential:
+            return device.g_range
+        if device.levels is None:
+            return device.g_range / 2
+        return (device.levels - 1) // 2 * device.g_range / (device.levels - 1)
+
+    def program(self, w: np.ndarray, device: Device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        r"""``(G+, G-, s)`` of a weight block ``w`` ``[rows, cols]``: target conductances (uS) on the
+        device's levels and the per-column scales :math:`s_j = \max_i |w_{ij}|` (1 for an all-zero
+        column). With a reference column, ``G+`` is the one device per weight and ``G-`` the
+        reference column ``[rows, 1]``."""
+        w = np.asarray(w, np.float64)
+        scale = np.abs(w).max(axis=0) if w.size else np.ones(w.shape[1])
+        scale = np.where(scale > 0, scale, 1.0)
+        frac = w / scale
+        if self.differential:
+            return device.quantise(np.maximum(frac, 0.0)), device.quantise(np.maximum(-frac, 0.0)), scale
+        u = self.unit(device)
+        g_ref = device.g_min + u if device.levels is not None else device.g_min + device.g_range / 2
+        if device.levels is not None:
+            steps = (device.levels - 1) // 2
+            frac = np.rint(frac * steps) / steps
+        return g_ref + frac * u, np.full((w.shape[0], 1), g_ref), scale
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,16 +1,17 @@
 r"""Lower an NIR graph onto resistive crossbar tiles plus a digital periphery.
 
-Every weight matrix :math:`W \in \mathbb{R}^{n_{in} \times n_{out}}` (rows = inputs, columns =
-outputs; convolutions and pooling arrive unrolled as sparse matrices from
+Every projection's weight matrix :math:`W \in \mathbb{R}^{R \times C}` (rows = inputs, columns =
+outputs; a convolution's kernel matrix, programmed once and read per output position, see
+:mod:`.projection`; a chain that does not fit that form arrives unrolled as a sparse matrix from
 :func:`neurogate.hw.spinnaker.graph.read_graph`) is cut into blocks of at most ``array.rows`` x
-``array.cols``; an all-zero block (a convolution's unused taps) takes no tile. In each tile, column
-:math:`j` gets the scale :math:`s_j = \max_i |W_{ij}|` (1 for an all-zero column), and the
-differential pair
+``array.cols``; an all-zero block takes no tile. In each tile, column :math:`j` gets the scale
+:math:`s_j = \max_i |W_{ij}|` (1 for an all-zero column), and the differential pair
 
 .. math::  G^\pm_{ij} = \mathrm{Q}\!\left(\frac{\max(\pm W_{ij}, 0)}{s_j}\right), \qquad
            \mathrm{Q}(f) = g_{min} + \frac{\mathrm{round}(f (N-1))}{N-1}\,(g_{max} - g_{min})
 
-with :math:`N` the device's levels (no rounding for unlimited levels). The digital periphery keeps,
+with :math:`N` the device's levels (no rounding for unlimited levels); or one device per weight
+and a reference column (:class:`~.device.Array` ``differential=False``). The digital periphery keeps,
 per layer, the bias (Affine ``b``) and the discrete neuron of :mod:`neurogate.hw.units`:
 :math:`\beta` from :math:`\tau` and ``dt`` (``graph.metadata["integration"]``), the input gain
 :math:`c = R(1-\beta)`, the threshold :math:`\vartheta` and the reset mode (node metadata). A
@@ -23,12 +24,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 from ...errors import ConfigError, HardwareConstraintError
 from .. import units
 from ..spinnaker.graph import read_graph
 from .descriptor import CrossbarTile, Descriptor, DigitalLayer
 from .device import Array, Device, device_from_dict, ideal
+from .projection import Projection, structured_projections
 
 __all__ = ["lower", "program_tile"]
 
@@ -61,7 +64,8 @@ def lower(graph: Any, device: Device | str | None = None, array: Array | None = 
     inputs = {n: s for n, s in sources.items() if n not in {t.name for t in targets}}
 
     layers: list[DigitalLayer] = []
-    matrices: list[tuple[str, str, Any]] = []  # (layer, source, sparse [n_out, n_in])
+    projections: list[Projection] = []
+    matrices: list[tuple[str, str, Any]] = []  # (layer, source, sparse [n_cols, n_rows]) per projection
     for t, kind in [(t, type(t.node).__name__.lower()) for t in targets] + [(r, "readout") for r in readouts]:
         for term in t.terms:
             if term.dpre.any() or term.dpost.any():
@@ -70,14 +74,22 @@ def lower(graph: Any, device: Device | str | None = None, array: Array | None = 
             if term.source == t.name:
                 raise HardwareConstraintError(t.name, "recurrent connections on a crossbar", "self-connection",
                                               "use a feed-forward network")
-            matrices.append((t.name, term.source, term.matrix))
+        structured = structured_projections(graph, t.name, lambda n: _source_shape(graph, n, sources))
+        if structured is None:  # unrolled: one matrix per term
+            parts = [(term.source, {"kind": "matrix", "pre": [], "conv": None}, term.matrix) for term in t.terms]
+        else:
+            parts = [(src, spec, sparse.csr_matrix(w.T)) for src, spec, w, _ in structured]
+        for src, spec, m in parts:
+            projections.append(Projection(len(projections), t.name, src, spec["kind"], m.shape[1], m.shape[0],
+                                          spec["pre"], spec["conv"]))
+            matrices.append((t.name, src, m))
         params, reset = ({}, "none") if kind == "readout" else _neuron(t.name, t.node, t.size, dt, integration,
                                                                      meta.get("reset", "zero"))
         srcs = list(dict.fromkeys(term.source for term in t.terms))
         layers.append(DigitalLayer(t.name, kind, t.size, srcs, np.asarray(t.bias, np.float64).copy(), params, reset))
 
-    blocks = [(name, src, m, _blocks(m, array)) for name, src, m in matrices]
-    for name, src, _, bl in blocks:
+    blocks = [(name, src, m, _blocks(m, array), k) for k, (name, src, m) in enumerate(matrices)]
+    for name, src, _, bl, _ in blocks:
         if budget is not None and len(bl) > budget:
             raise HardwareConstraintError(name, f"tile budget ({budget} tiles of {array.rows}x{array.cols})",
                                           f"{len(bl)} tiles for the weights from {src}",
@@ -87,25 +99,30 @@ def lower(graph: Any, device: Device | str | None = None, array: Array | None = 
         raise HardwareConstraintError("network", f"tile budget ({budget} tiles)", f"{total} tiles",
                                       f"use budget >= {total} or larger tiles")
     tiles: list[CrossbarTile] = []
-    for name, src, m, bl in blocks:
+    for name, src, m, bl, k in blocks:
         for r0, r1, c0, c1 in bl:
             w = m[c0:c1, r0:r1].toarray().T  # [rows, cols] = [inputs, outputs]
-            g_pos, g_neg, scale = program_tile(w, device)
-            tiles.append(CrossbarTile(len(tiles), name, src, (r0, r1), (c0, c1), g_pos, g_neg, scale))
+            g_pos, g_neg, scale = array.program(w, device)
+            tiles.append(CrossbarTile(len(tiles), name, src, (r0, r1), (c0, c1), g_pos, g_neg, scale, k))
     outs = outputs + [r.name for r in readouts]
-    desc = Descriptor(device, array, dt, inputs, layers, tiles, outs or [layers[-1].name], budget)
+    desc = Descriptor(device, array, dt, inputs, layers, tiles, outs or [layers[-1].name], budget, projections)
     desc.validate()
     return desc
 
 
-def program_tile(w: np.ndarray, device: Device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def program_tile(w: np.ndarray, device: Device, array: Array | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(G+, G-, s)`` of a weight block ``w`` ``[rows, cols]``: target conductances (uS) on the
-    device's levels and the per-column scales (model units per full conductance range)."""
-    w = np.asarray(w, np.float64)
-    scale = np.abs(w).max(axis=0) if w.size else np.ones(w.shape[1])
-    scale = np.where(scale > 0, scale, 1.0)
-    frac = w / scale
-    return device.quantise(np.maximum(frac, 0.0)), device.quantise(np.maximum(-frac, 0.0)), scale
+    device's levels and the per-column scales (:meth:`Array.program`; default differential pairs)."""
+    return (array or Array()).program(w, device)
+
+
+def _source_shape(graph: Any, name: str, sources: dict[str, int]) -> tuple[int, ...]:
+    """Activity shape of a spike source: an Input's type, a LIF's parameter shape (else flat)."""
+    node = graph.nodes[name]
+    if type(node).__name__ == "Input":
+        return tuple(int(v) for v in np.asarray(node.input_type["input"]).reshape(-1))
+    shape = np.asarray(node.tau).shape
+    return tuple(int(v) for v in shape) if int(np.prod(shape)) == sources.get(name) else (sources[name],)
 
 
 def _blocks(m: Any, array: Array) -> list[tuple[int, int, int, int]]:
