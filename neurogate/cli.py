@@ -93,6 +93,8 @@ def add_train(p: argparse.ArgumentParser) -> None:
       help="model option, repeatable (e.g. --model-opt hidden=256 --model-opt channels=[8,16])")
     a("--hw-aware", metavar="crossbar:DEVICE",
       help="hardware-aware training: weights see the device's noise in training (e.g. crossbar:rram)")
+    a("--hw-aware-noise", type=float, metavar="K",
+      help="hardware-aware training at K times the device's programming and read noise (default 1)")
     a("--no-progress", action="store_false", dest="progress", default=None)
     a("--no-plots", action="store_false", dest="plots", default=None)
 
@@ -203,6 +205,8 @@ def add_simulate(p: argparse.ArgumentParser) -> None:
     a("--seeds", type=int, default=5, help="crossbar: programmings (Monte Carlo seeds 0..N-1; default 5)")
     a("--t-read", type=float, metavar="SECONDS", help="crossbar: read time after programming (drift; default none)")
     a("--drift-compensation", action="store_true", help="crossbar: global drift compensation")
+    a("--noise-scale", type=float, default=1.0, metavar="K",
+      help="crossbar: multiply the device's programming and read noise by K (default 1)")
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -230,9 +234,10 @@ def _simulate_crossbar(args: argparse.Namespace) -> int:
 
     r = simulate_crossbar(args.export_dir, args.dataset, args.split, args.samples, seeds=args.seeds,
                           t_read=args.t_read, drift_compensation=args.drift_compensation, root=args.root,
-                          batch_size=args.batch_size)
+                          batch_size=args.batch_size, noise_scale=args.noise_scale)
     t_read = "no drift" if r["t_read"] is None else f"read {r['t_read']:g} s after programming"
-    print(f"{r['dataset']} {r['split']}: {r['samples']} samples on {r['device']}, {r['seeds']} seeds, "
+    noise = "" if r["noise_scale"] == 1 else f" x{r['noise_scale']:g} noise"
+    print(f"{r['dataset']} {r['split']}: {r['samples']} samples on {r['device']}{noise}, {r['seeds']} seeds, "
           f"{t_read}, {r['seconds']:.1f} s")
     print(f"  float model accuracy     {r['float_acc']:.4f}")
     print(f"  hardware accuracy        {r['hardware_acc_mean']:.4f} +- {r['hardware_acc_std']:.4f} "

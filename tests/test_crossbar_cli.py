@@ -14,7 +14,9 @@ from torch import nn
 
 from neurogate.cli import main
 from neurogate.hw.crossbar import RRAM, Descriptor, ideal
-from neurogate.train.hwaware import HardwareAware, perturbed_weight
+from neurogate.errors import ConfigError, ValueRangeError
+from neurogate.train import TrainConfig
+from neurogate.train.hwaware import HardwareAware, parse_hw_aware, perturbed_weight
 
 SECTIONS = ("## Device and converters", "## Tile map", "## Quantisation", "## Digital periphery",
             "## Input encoding")
@@ -84,13 +86,17 @@ def test_ideal_device_matches_float_exactly(exports, capsys):
     assert "float model accuracy" in out and "hardware accuracy" in out and "+-" in out and "output error" in out
 
 
-def test_rram_seeds_differ_and_repeat(exports):
+def test_rram_seeds_differ_and_repeat(exports, capsys):
     from neurogate.hw.crossbar_export import simulate_crossbar
 
     a = simulate_crossbar(exports["rram"], samples=32, seeds=3, t_read=3600.0)
     b = simulate_crossbar(exports["rram"], samples=32, seeds=3, t_read=3600.0)
     assert a["hardware_acc"] == b["hardware_acc"] and len(a["hardware_acc"]) == 3
     assert any(e > 0 for e in a["layer_error"].values())
+    loud = simulate_crossbar(exports["rram"], samples=32, seeds=3, t_read=3600.0, noise_scale=30.0)
+    assert loud["noise_scale"] == 30 and all(loud["layer_error"][k] > a["layer_error"][k] for k in a["layer_error"])
+    assert main(["simulate", str(exports["rram"]), "--samples", "16", "--seeds", "1", "--noise-scale", "2"]) == 0
+    assert "x2 noise" in capsys.readouterr().out
 
 
 def test_errors_one_line_exit_2(exports, run_dir, tmp_path, capsys):
@@ -144,14 +150,22 @@ def test_perturbed_weight_statistics():
     d = (perturbed_weight(w, dev) - w) / w.abs().amax(1, keepdim=True)
     # two devices of sigma 0.01 g_max each: sqrt(2) * 0.01 * 25 / 24 of the column scale
     assert abs(float(d.std()) - 2 ** 0.5 * 0.25 / 24) < 1e-3
+    d2 = (perturbed_weight(w, dev.with_noise(2.0)) - w) / w.abs().amax(1, keepdim=True)
+    assert abs(float(d2.std()) / (2 * 2 ** 0.5 * 0.25 / 24) - 1) < 0.05  # (a few g_min devices clip at 0)
+    assert parse_hw_aware("crossbar:rram", 3.0).read_noise == 3 * RRAM.read_noise
+    with pytest.raises(ValueRangeError, match="noise scale"):
+        RRAM.with_noise(-1.0)
 
 
 def test_train_hw_aware_records_option(digits_root, tmp_path, capsys):
     out = tmp_path / "hwa"
     argv = TRAIN + ["--train-samples", "64", "--test-samples", "32", "--hw-aware", "crossbar:rram",
                     "--root", str(digits_root), "--out", str(out)]
-    assert main(argv) == 0
-    assert yaml.safe_load((out / "config.yaml").read_text())["hw_aware"] == "crossbar:rram"
+    assert main(argv + ["--hw-aware-noise", "5"]) == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["hw_aware"] == "crossbar:rram" and saved["hw_aware_noise"] == 5
+    with pytest.raises(ConfigError, match="hw_aware_noise"):
+        TrainConfig(hw_aware_noise=5.0)
     capsys.readouterr()
     assert main(TRAIN + ["--hw-aware", "crossbar:nope", "--out", str(tmp_path / "bad")]) == 2
     assert "hw_aware" in _error_line(capsys)

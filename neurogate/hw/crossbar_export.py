@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -115,9 +116,10 @@ def crossbar_report(desc: Any, meta: dict[str, Any] | None = None) -> str:
 def simulate_crossbar(directory: str | Path, dataset: str | None = None, split: str = "test",
                       samples: int | None = None, *, seeds: int = 5, t_read: float | None = None,
                       drift_compensation: bool = False, root: str | None = None,
-                      batch_size: int = 128) -> dict[str, Any]:
+                      batch_size: int = 128, noise_scale: float = 1.0) -> dict[str, Any]:
     """Run a crossbar export on ``dataset`` for ``seeds`` programmings (seeds 0..n-1) and the float
-    model of the recorded checkpoint on the same samples.
+    model of the recorded checkpoint on the same samples; ``noise_scale`` multiplies the device's
+    programming and read noise.
 
     Returns ``float_acc``, ``hardware_acc`` (one per seed), ``hardware_acc_mean``/``_std``,
     ``layer_error`` (per layer, mean over seeds: ``sum |s_hw - s_float| / sum s_float`` for spikes,
@@ -130,6 +132,8 @@ def simulate_crossbar(directory: str | Path, dataset: str | None = None, split: 
     from .report import _hardware_logits, export_source, input_spikes, load_export
 
     meta, desc = load_export(directory)
+    if noise_scale != 1:
+        desc = dataclasses.replace(desc, device=desc.device.with_noise(noise_scale))
     if seeds < 1:
         raise ConfigError(f"seeds must be >= 1, got {seeds}")
     model, batches, n, name = export_source(meta, dataset, split, root, samples, batch_size)
@@ -167,7 +171,7 @@ def simulate_crossbar(directory: str | Path, dataset: str | None = None, split: 
         r = e[:, 0] / np.maximum(e[:, 1], 1e-300)
         layer_error[lname] = float(np.mean(np.sqrt(r) if lname not in ref else r))
     return {"samples": n, "dataset": name, "split": split, "input_copies": copies, "seeds": seeds,
-            "t_read": t_read, "device": desc.device.name, "float_acc": fl_correct / max(n, 1),
+            "t_read": t_read, "noise_scale": noise_scale, "device": desc.device.name, "float_acc": fl_correct / max(n, 1),
             "hardware_acc": acc.tolist(), "hardware_acc_mean": float(acc.mean()),
             "hardware_acc_std": float(acc.std(ddof=1)) if seeds > 1 else 0.0,
             "layer_error": layer_error, "clipped_events": int(clipped),

@@ -70,6 +70,8 @@ class TrainConfig:
         plots: write the PNG plots at the end.
         hw_aware: ``"crossbar:<device>"`` (rram, pcm, ideal): hardware-aware training, each Linear/Conv
             weight perturbed in training by the device's noise (:mod:`neurogate.train.hwaware`).
+        hw_aware_noise: multiplies the device's programming and read noise in hardware-aware training
+            (train for the noise the chip will have, e.g. ``neurogate simulate --noise-scale``).
     """
 
     model: str = "lif-convnet"
@@ -97,12 +99,15 @@ class TrainConfig:
     progress: bool = True
     plots: bool = True
     hw_aware: str | None = None
+    hw_aware_noise: float = 1.0
 
     def __post_init__(self) -> None:
         if self.hw_aware is not None:
             from .hwaware import parse_hw_aware
 
-            parse_hw_aware(self.hw_aware)
+            parse_hw_aware(self.hw_aware, self.hw_aware_noise)
+        elif self.hw_aware_noise != 1.0:
+            raise ConfigError("hw_aware_noise is set without hw_aware; add hw_aware: crossbar:<device>")
         positive = ("epochs", "batch_size", "time_steps", "eval_batch_size")
         for name in positive:
             if int(getattr(self, name)) < 1:
@@ -134,7 +139,7 @@ class TrainConfig:
 #: Fields that decide the weights a run produces; a resumed run must keep them.
 TRAJECTORY_FIELDS = ("model", "dataset", "epochs", "batch_size", "lr", "time_steps", "seed",
                      "schedule", "weight_decay", "model_options", "data_options", "train_samples",
-                     "test_samples", "hw_aware")
+                     "test_samples", "hw_aware", "hw_aware_noise")
 
 
 def config_from_dict(values: dict[str, Any], base: TrainConfig | None = None,

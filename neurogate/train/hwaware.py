@@ -36,14 +36,15 @@ from ..errors import ConfigError
 __all__ = ["HardwareAware", "parse_hw_aware", "perturbed_weight"]
 
 
-def parse_hw_aware(spec: str) -> Any:
-    """The crossbar :class:`~neurogate.hw.crossbar.Device` of a ``"crossbar:<preset>"`` string."""
+def parse_hw_aware(spec: str, noise: float = 1.0) -> Any:
+    """The crossbar :class:`~neurogate.hw.crossbar.Device` of a ``"crossbar:<preset>"`` string, its
+    programming and read noise multiplied by ``noise``."""
     from ..hw.crossbar import PRESETS
 
     target, _, preset = str(spec).partition(":")
     if target != "crossbar" or preset not in PRESETS:
         raise ConfigError(f"hw_aware must be 'crossbar:<device>' with a device in {sorted(PRESETS)}, got {spec!r}")
-    return PRESETS[preset]
+    return PRESETS[preset].with_noise(noise)
 
 
 def perturbed_weight(w: torch.Tensor, device: Any, *, quantise: bool = True,

@@ -138,9 +138,9 @@ class _Run:
                               **cfg.model_options)
         self.model = model.to(ctx.device)
         if cfg.hw_aware:
-            from .hwaware import HardwareAware
+            from .hwaware import HardwareAware, parse_hw_aware
 
-            self.hw_aware = HardwareAware.attach(self.model, cfg.hw_aware)
+            self.hw_aware = HardwareAware.attach(self.model, parse_hw_aware(cfg.hw_aware, cfg.hw_aware_noise))
         self.net: nn.Module = self.model
         if ctx.enabled:
             if ctx.device.type == "cuda":

@@ -38,7 +38,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -95,6 +95,14 @@ class Device:
     def noiseless(self) -> bool:
         return (not any(self.prog_coeffs) and self.read_noise == 0 and self.drift_nu == 0
                 and self.drift_nu_std == 0 and self.stuck_lrs == 0 and self.stuck_hrs == 0)
+
+    def with_noise(self, scale: float) -> Device:
+        """This device with its programming-noise coefficients and read noise multiplied by ``scale``."""
+        if not (np.isfinite(scale) and scale >= 0):
+            raise ValueRangeError(f"noise scale must be a finite number >= 0, got {scale}")
+        if scale == 1:
+            return self
+        return replace(self, prog_coeffs=tuple(scale * c for c in self.prog_coeffs), read_noise=scale * self.read_noise)
 
     def quantise(self, frac: np.ndarray) -> np.ndarray:
         """Conductances (uS) for fractions ``|w|/s`` in [0, 1], rounded to the device's levels."""

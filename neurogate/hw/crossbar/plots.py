@@ -243,9 +243,7 @@ def _with(desc: Descriptor, param: str, value: Any) -> Descriptor:
     if param == "noise_scale":
         if not (np.isfinite(value) and value >= 0):
             raise ValueRangeError(f"sweep: noise_scale must be >= 0, got {value}")
-        dev = desc.device
-        return dataclasses.replace(desc, device=dataclasses.replace(
-            dev, prog_coeffs=tuple(value * c for c in dev.prog_coeffs), read_noise=value * dev.read_noise))
+        return dataclasses.replace(desc, device=desc.device.with_noise(value))
     return desc
 
 
