@@ -11,8 +11,8 @@ programmed once onto tiles and read many times:
   \times k_w}` is programmed once as :math:`W = K.\mathrm{reshape}(C_{out}, -1)^\top`
   (:math:`R = C_{in} k_h k_w` rows, :math:`C = C_{out}` columns) and every output position reads
   its input patch (``im2col``): :math:`T \cdot B \cdot H' W'` reads per layer. The unrolled
-  sparse matrix of the same convolution would need thousands of mostly empty tiles (4468 tiles of
-  256 x 256 for neurogate's ``lif-convnet``; 4 weight-stationary ones here).
+  sparse matrices of the same convolutions need thousands of mostly empty tiles (neurogate's
+  ``lif-convnet`` on 256 x 256 tiles: 4468 unrolled, 11 weight-stationary, one per convolution).
 
 Before the tiles, ``pre`` lists digital pooling stages applied to the source's activity (sum or
 average pooling of spikes is an adder tree in the periphery; average pooling counts padding, as
