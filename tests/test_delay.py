@@ -166,6 +166,130 @@ def test_integer_engine_matches_reference_with_gradients():
         torch.testing.assert_close(b, a, atol=2e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("K,sigma", [(25, 0.5), (8, 0.5), (25, 0.9), (11, 4.0)])  # 6, 6, 10 taps; all 11
+def test_fused_gaussian_taps_match_the_reference_taps(K, sigma):
+    """The numba op equals gaussian_taps of the clamped positions, values and gradients, positions
+    past both ends of the range and exactly at them included."""
+    r = D.truncation_radius(sigma, 1e-6)
+    w, P = _params(9, 7, K, seed=K)
+    lo, hi = D.position_range(K)
+    P[0, :4] = torch.tensor([lo - 1.5, lo, hi, hi + 0.7])
+    G = torch.randn(9, 7, min(K, 2 * r), generator=torch.Generator().manual_seed(2))
+    outs = []
+    for fused in (False, True):
+        ww, PP = w.clone().requires_grad_(), P.clone().requires_grad_()
+        if fused:
+            coef, dmin = torch.ops.neurogate.gaussian_taps(ww, PP, sigma, K, r)
+        else:
+            coef, dmin = D.gaussian_taps(ww, PP.clamp(lo, hi), sigma, K, r)
+        outs.append((coef, dmin, *torch.autograd.grad(coef, (ww, PP), G)))
+    for a, b in zip(outs[0], outs[1]):
+        torch.testing.assert_close(b, a, atol=1e-6, rtol=1e-5)
+    torch.library.opcheck(torch.ops.neurogate.gaussian_taps.default, (w.requires_grad_(), P, sigma, K, r))
+
+
+# ----------------------------------------------------------------------------- event engine
+def _spikes(T, B, I, density, seed, values="binary"):
+    """Sparse input: each (t, b, i) non-zero with probability ``density``; binary spikes, spike
+    counts (1..4, as SHD frames binned from 700 to 140 channels hold) or graded reals of either sign."""
+    g = torch.Generator().manual_seed(seed)
+    mask = (torch.rand(T, B, I, generator=g) < density).float()
+    if values == "counts":
+        return mask * torch.randint(1, 5, (T, B, I), generator=g).float()
+    if values == "graded":
+        return mask * torch.randn(T, B, I, generator=g)
+    return mask
+
+
+def _takes_events(x: torch.Tensor, J: int) -> bool:
+    from neurogate.cpu.delay import event_max_density
+
+    ptr, _, _ = torch.ops.neurogate.delay_events(x, event_max_density(J))
+    return int(ptr[0]) >= 0
+
+
+@pytest.mark.parametrize(
+    "T,B,I,O,K,sigma,density,values,events",
+    [
+        (40, 6, 20, 24, 25, 0.5, 0.05, "binary", True),  # SHD-like spikes at the floor: 6 taps
+        (40, 6, 20, 24, 25, 0.5, 0.05, "counts", True),  # spike counts
+        (30, 3, 7, 70, 25, 0.9, 0.04, "graded", True),  # 10 taps (two lane groups), several output blocks
+        (30, 2, 4, 6, 11, 4.0, 0.05, "graded", True),  # 2r >= K: all 11 taps, exact
+        (7, 3, 5, 4, 25, 0.5, 0.1, "graded", True),  # T < K
+        (30, 3, 5, 7, 25, 0.5, 0.0, "binary", True),  # no input at all
+        (30, 3, 6, 5, 25, 0.5, 0.9, "graded", False),  # too dense: the dense engine
+    ],
+)
+@pytest.mark.parametrize("x_grad", [False, True])  # a first layer on data, a hidden layer
+def test_event_engine_matches_reference_with_gradients(T, B, I, O, K, sigma, density, values, events, x_grad):
+    w, P = _params(O, I, K, seed=T + O)
+    x = _spikes(T, B, I, density, seed=O, values=values)
+    if B > 2:
+        x[:, 1] = 0  # an all-zero batch entry between non-empty ones
+    x[:, -1] = 0  # and one at the end
+    J = 2 * D.truncation_radius(sigma, 1e-6)
+    assert _takes_events(x, min(J, K)) == events
+    outs = []
+    for backend in ("reference", "cpu"):
+        xx, ww, PP = x.clone().requires_grad_(x_grad), w.clone().requires_grad_(), P.clone().requires_grad_()
+        y = D.delayed_linear(xx, ww, PP, sigma, K, backend=backend)
+        gy = torch.randn(y.shape, generator=torch.Generator().manual_seed(3))
+        grads = torch.autograd.grad(y, (xx, ww, PP) if x_grad else (ww, PP), gy)
+        outs.append((y, *grads))
+    for a, b in zip(outs[0], outs[1]):
+        torch.testing.assert_close(b, a, atol=5e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("density", [0.02, 0.5])  # both sides of the density threshold for J = 1
+def test_integer_delays_eval_mode_both_engines(density):
+    """Eval mode: one rounded integer delay per synapse, equal to the hand loop on either engine."""
+    torch.manual_seed(12)
+    layer = DelayedLinear(30, 40, 25, bias=True).eval()
+    x = _spikes(60, 5, 30, density, seed=4, values="counts")
+    assert _takes_events(x, 1) == (density < 0.05)
+    W, d = layer.export_weights()
+    with torch.no_grad():
+        y = layer(x)
+    torch.testing.assert_close(y.double(), _hand_loop(x, W, d) + layer.bias.double(), atol=1e-4, rtol=1e-5)
+
+
+def test_event_engine_negative_delays_and_float64():
+    """The operator's full contract: taps before and after the kernel's ends, float64."""
+    g = torch.Generator().manual_seed(13)
+    x = _spikes(12, 3, 4, 0.06, seed=5, values="graded").double()
+    coef = torch.randn(5, 4, 3, dtype=torch.float64, generator=g)
+    dmin = torch.randint(-4, 14, (5, 4), generator=g)
+    assert _takes_events(x, 3)
+    y = D.delay_taps(x, coef, dmin)
+    ref = torch.zeros(12, 3, 5, dtype=torch.float64)
+    for o in range(5):
+        for i in range(4):
+            for j in range(3):
+                dd = int(dmin[o, i]) + j
+                for t in range(12):
+                    if 0 <= t - dd < 12:
+                        ref[t, :, o] += coef[o, i, j] * x[t - dd, :, i]
+    torch.testing.assert_close(y, ref, atol=1e-12, rtol=1e-12)
+    xx, cc = x.clone().requires_grad_(), coef.clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, c: D.delay_taps(a, c, dmin), (xx, cc))
+
+
+def test_first_layer_skips_the_input_gradient(monkeypatch):
+    """Input without grad (a first layer on data): the dense grad_x kernel never runs."""
+    from neurogate.cpu import delay as engine
+
+    calls = []
+    real = engine._grad_x_kernel
+    monkeypatch.setattr(engine, "_grad_x_kernel", lambda *a: calls.append(1) or real(*a))
+    w, P = _params(8, 6, 25, seed=1)
+    w.requires_grad_(), P.requires_grad_()
+    x = _spikes(20, 2, 6, 0.05, seed=2)
+    D.delayed_linear(x, w, P, 0.5, 25, backend="cpu").sum().backward()
+    assert calls == [] and w.grad is not None and P.grad is not None
+    D.delayed_linear(x.requires_grad_(), w, P, 0.5, 25, backend="cpu").sum().backward()
+    assert calls == [1] and x.grad is not None
+
+
 def test_gradcheck_float64():
     g = torch.Generator().manual_seed(5)
     x = torch.randn(9, 2, 3, dtype=torch.float64, generator=g, requires_grad=True)
@@ -182,12 +306,16 @@ def test_gradcheck_float64():
         assert torch.autograd.gradcheck(fn, (x, w, P))
 
 
-def test_custom_op_registration():
+@pytest.mark.parametrize("density", [0.2, 0.9])  # the event engine, the dense engine
+def test_custom_op_registration(density):
     g = torch.Generator().manual_seed(7)
-    x = torch.randn(6, 2, 3, generator=g, requires_grad=True)
+    x = ((torch.rand(6, 2, 3, generator=g) < density) * torch.randn(6, 2, 3, generator=g)).requires_grad_()
     coef = torch.randn(4, 3, 2, generator=g, requires_grad=True)
-    dmin = torch.randint(0, 4, (4, 3), generator=g)
-    torch.library.opcheck(torch.ops.neurogate.delay_taps.default, (x, coef, dmin))
+    dmin = torch.randint(-1, 4, (4, 3), generator=g)
+    torch.library.opcheck(torch.ops.neurogate.delay_events.default, (x.detach(), 0.5))
+    ptr, step, val = torch.ops.neurogate.delay_events(x.detach(), 0.5)
+    assert (int(ptr[0]) >= 0) == (density < 0.5)
+    torch.library.opcheck(torch.ops.neurogate.delay_taps.default, (x, coef, dmin, ptr, step, val))
 
 
 def test_layer_compiles_without_graph_breaks():

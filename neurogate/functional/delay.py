@@ -37,7 +37,8 @@ synapse uses one integer delay :math:`d = \lfloor (K-1)/2 \rfloor - \mathrm{roun
 
 Engines. ``"reference"``: the dense kernel ``[O, I, K]`` and ``conv1d`` (this file, the truth).
 ``"cpu"``: :func:`delay_taps`, the custom operator ``torch.ops.neurogate.delay_taps`` over sparse
-taps (numba, :mod:`neurogate.cpu.delay`): one tap per synapse for integer delays, and for the
+taps (numba, :mod:`neurogate.cpu.delay`; event-driven over the non-zero inputs when the input is
+sparse, as spikes are, dense over the input otherwise): one tap per synapse for integer delays, and for the
 Gaussian only the :math:`2r` taps :math:`m \in [\lfloor c \rfloor - r + 1, \lfloor c \rfloor + r]`
 around the centre :math:`c`, renormalised over those taps. Every tap left out is at least
 :math:`r` from :math:`c`, and some kept tap is within :math:`1/2` of it, so the truncated kernel
@@ -169,56 +170,131 @@ def gaussian_taps(
 
 
 # --------------------------------------------------------------------------- the sparse-tap operator
-@torch.library.custom_op("neurogate::delay_taps", mutates_args=())
-def _delay_taps(x: torch.Tensor, coef: torch.Tensor, dmin: torch.Tensor) -> torch.Tensor:
+@torch.library.custom_op("neurogate::delay_events", mutates_args=())
+def _delay_events(x: torch.Tensor, max_density: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     from ..cpu import delay as engine
 
-    return engine.forward(x, coef, dmin)
+    return engine.events(x, max_density)
+
+
+@_delay_events.register_fake
+def _(x, max_density):
+    T, B, I = x.shape
+    cap = max(0, int(max_density * T * B * I))
+    vdt = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+    return x.new_empty(B * I + 1, dtype=torch.int64), x.new_empty(cap, dtype=torch.int32), x.new_empty(cap, dtype=vdt)
+
+
+@torch.library.custom_op("neurogate::delay_taps", mutates_args=())
+def _delay_taps(
+    x: torch.Tensor, coef: torch.Tensor, dmin: torch.Tensor, ptr: torch.Tensor, step: torch.Tensor, val: torch.Tensor
+) -> torch.Tensor:
+    from ..cpu import delay as engine
+
+    return engine.forward(x, coef, dmin, ptr, step, val)
 
 
 @_delay_taps.register_fake
-def _(x, coef, dmin):
+def _(x, coef, dmin, ptr, step, val):
     return x.new_empty((x.shape[0], x.shape[1], coef.shape[0]))
 
 
 @torch.library.custom_op("neurogate::delay_taps_backward", mutates_args=())
 def _delay_taps_backward(
-    grad_y: torch.Tensor, x: torch.Tensor, coef: torch.Tensor, dmin: torch.Tensor, need_x: bool, need_coef: bool
+    grad_y: torch.Tensor,
+    x: torch.Tensor,
+    coef: torch.Tensor,
+    dmin: torch.Tensor,
+    ptr: torch.Tensor,
+    step: torch.Tensor,
+    val: torch.Tensor,
+    need_x: bool,
+    need_coef: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     from ..cpu import delay as engine
 
-    gx, gc = engine.backward(grad_y, x, coef, dmin, need_x, need_coef)
+    gx, gc = engine.backward(grad_y, x, coef, dmin, ptr, step, val, need_x, need_coef)
     return (x.new_empty(0) if gx is None else gx), (coef.new_empty(0) if gc is None else gc)
 
 
 @_delay_taps_backward.register_fake
-def _(grad_y, x, coef, dmin, need_x, need_coef):
+def _(grad_y, x, coef, dmin, ptr, step, val, need_x, need_coef):
     gx = torch.empty_like(x) if need_x else x.new_empty(0)
     return gx, (torch.empty_like(coef) if need_coef else coef.new_empty(0))
 
 
 def _setup_context(ctx, inputs, output):
-    x, coef, dmin = inputs
-    ctx.save_for_backward(x, coef, dmin)
+    ctx.save_for_backward(*inputs)  # x, coef, dmin and the events: gathered once, reused here
 
 
 def _backward(ctx, grad_y):
-    x, coef, dmin = ctx.saved_tensors
+    x, coef, dmin, ptr, step, val = ctx.saved_tensors
     need_x, need_coef = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-    gx, gc = _delay_taps_backward(grad_y, x, coef, dmin, need_x, need_coef)
-    return (gx if need_x else None), (gc if need_coef else None), None
+    gx, gc = _delay_taps_backward(grad_y, x, coef, dmin, ptr, step, val, need_x, need_coef)
+    return (gx if need_x else None), (gc if need_coef else None), None, None, None, None
 
 
 _delay_taps.register_autograd(_backward, setup_context=_setup_context)
+
+
+@torch.library.custom_op("neurogate::gaussian_taps", mutates_args=())
+def _gaussian_taps_op(
+    weight: torch.Tensor, P: torch.Tensor, sigma: float, max_delay: int, r: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`gaussian_taps` of ``P.clamp(*position_range(K))``, fused (numba): one parallel pass over
+    the synapses each way instead of a dozen torch operations between the engine's kernels."""
+    from ..cpu import delay as engine
+
+    return engine.gaussian_taps(weight, P, sigma, max_delay, r, EPS)
+
+
+@_gaussian_taps_op.register_fake
+def _(weight, P, sigma, max_delay, r):
+    J = min(max_delay, 2 * r)
+    return weight.new_empty((*weight.shape, J)), weight.new_empty(weight.shape, dtype=torch.int64)
+
+
+@torch.library.custom_op("neurogate::gaussian_taps_backward", mutates_args=())
+def _gaussian_taps_backward(
+    grad_coef: torch.Tensor, weight: torch.Tensor, P: torch.Tensor, sigma: float, max_delay: int, r: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    from ..cpu import delay as engine
+
+    return engine.gaussian_taps_backward(grad_coef, weight, P, sigma, max_delay, r, EPS)
+
+
+@_gaussian_taps_backward.register_fake
+def _(grad_coef, weight, P, sigma, max_delay, r):
+    return torch.empty_like(weight), torch.empty_like(P)
+
+
+def _taps_setup_context(ctx, inputs, output):
+    weight, P, ctx.sigma, ctx.max_delay, ctx.r = inputs
+    ctx.save_for_backward(weight, P)
+    ctx.mark_non_differentiable(output[1])
+
+
+def _taps_backward(ctx, grad_coef, _grad_dmin):
+    weight, P = ctx.saved_tensors
+    gw, gP = _gaussian_taps_backward(grad_coef, weight, P, ctx.sigma, ctx.max_delay, ctx.r)
+    return (gw if ctx.needs_input_grad[0] else None), (gP if ctx.needs_input_grad[1] else None), None, None, None
+
+
+_gaussian_taps_op.register_autograd(_taps_backward, setup_context=_taps_setup_context)
 
 
 def delay_taps(x: torch.Tensor, coef: torch.Tensor, dmin: torch.Tensor) -> torch.Tensor:
     r"""Sparse delay taps (CPU engine): :math:`y[t,b,o] = \sum_{i,j} \mathrm{coef}[o,i,j]\,
     x[t - d_{\min}[o,i] - j, b, i]` with :math:`x[s] = 0` outside :math:`[0, T)`.
 
-    Differentiable in ``x`` and ``coef`` (not ``dmin``); a ``torch.library`` custom operator with
-    a fake implementation, so it runs under ``torch.compile``. Negative delays read later steps:
-    keep their ``coef`` at zero for a causal layer.
+    Differentiable in ``x`` and ``coef`` (not ``dmin``); the input gradient is computed only when
+    ``x`` requires it (a first layer on data does not). Two ``torch.library`` custom operators with
+    fake implementations, so it runs under ``torch.compile``: ``neurogate::delay_events`` gathers
+    the non-zero inputs once, when they are few enough for the event engine to pay
+    (:func:`neurogate.cpu.delay.event_max_density`), and ``neurogate::delay_taps`` runs the event
+    or the dense engine on them, saving the events for its backward pass
+    (:mod:`neurogate.cpu.delay`). Negative delays read later steps: keep their ``coef`` at zero
+    for a causal layer.
 
     Example:
         >>> y = delay_taps(torch.rand(100, 8, 3), torch.ones(4, 3, 1), torch.randint(0, 25, (4, 3)))
@@ -232,7 +308,10 @@ def delay_taps(x: torch.Tensor, coef: torch.Tensor, dmin: torch.Tensor) -> torch
         raise ConfigError(f"delay_taps runs on CPU tensors; x is on {x.device} (use backend='reference')")
     if dmin.dtype not in (torch.int64, torch.int32):
         raise DTypeError(f"dmin must be an integer tensor; got dtype {dmin.dtype}")
-    return _delay_taps(x, coef.to(x.dtype), dmin.to(torch.int64))
+    from ..cpu.delay import event_max_density
+
+    ptr, step, val = _delay_events(x.detach(), event_max_density(coef.shape[2]))
+    return _delay_taps(x, coef.to(x.dtype), dmin.to(torch.int64), ptr, step, val)
 
 
 # --------------------------------------------------------------------------- public primitives
@@ -272,14 +351,13 @@ def delayed_linear(
         raise ValueRangeError(f"sigma must be a finite float > 0; got {sigma!r}")
     if not 0 < tol < 1:
         raise ValueRangeError(f"tol must be in (0, 1); got {tol}")
-    lo, hi = position_range(K)
-    Pc = P.clamp(lo, hi)
     r = truncation_radius(sigma, tol)
     engine = _pick_backend(backend, x, 2 * r <= TAPS_FRACTION * K)
     if engine == "reference":
+        Pc = P.clamp(*position_range(K))
         y = delay_conv(x, gaussian_delay_kernel(weight, Pc, sigma, K).to(x.dtype))
     else:
-        coef, dmin = gaussian_taps(weight, Pc, sigma, K, r)
+        coef, dmin = _gaussian_taps_op(weight, P, float(sigma), K, r)  # gaussian_taps of the clamped P
         y = delay_taps(x, coef, dmin)
     return y if bias is None else y + bias
 
