@@ -179,7 +179,7 @@ def test_fused_gaussian_taps_match_the_reference_taps(K, sigma):
     for fused in (False, True):
         ww, PP = w.clone().requires_grad_(), P.clone().requires_grad_()
         if fused:
-            coef, dmin = torch.ops.neurogate.gaussian_taps(ww, PP, sigma, K, r)
+            coef, dmin, _ = torch.ops.neurogate.gaussian_taps(ww, PP, sigma, K, r)
         else:
             coef, dmin = D.gaussian_taps(ww, PP.clamp(lo, hi), sigma, K, r)
         outs.append((coef, dmin, *torch.autograd.grad(coef, (ww, PP), G)))
@@ -274,13 +274,74 @@ def test_event_engine_negative_delays_and_float64():
     assert torch.autograd.gradcheck(lambda a, c: D.delay_taps(a, c, dmin), (xx, cc))
 
 
+def _taps_by_shifts(x: torch.Tensor, coef: torch.Tensor, dmin: torch.Tensor) -> torch.Tensor:
+    """The independent truth of delay_taps, differentiable: one shifted copy of x per (o, i, j)."""
+    T = x.shape[0]
+    y = x.new_zeros((T, x.shape[1], coef.shape[0]))
+    for o in range(coef.shape[0]):
+        for i in range(coef.shape[1]):
+            for j in range(coef.shape[2]):
+                dd = int(dmin[o, i]) + j
+                if -T < dd < T:
+                    src = x[max(0, -dd) : T - max(0, dd), :, i]
+                    y[max(0, dd) : T - max(0, -dd), :, o] += coef[o, i, j] * src
+    return y
+
+
+@pytest.mark.parametrize("J", [6, 10])  # one lane group (8 taps), two (16)
+def test_event_engine_groups_of_events(J):
+    """The event walk takes a channel's events 4, 2 or 1 at a time, the forward pass only those whose
+    tap windows (8 or 16 taps) do not overlap: event trains with gaps just at, below and above the
+    window, on both sides of the 4/2/1 boundaries, against the shifted-copies truth, values and gradients."""
+    g = torch.Generator().manual_seed(21)
+    T, B, I, O = 80, 3, 4, 19
+    x = torch.zeros(T, B, I, dtype=torch.float64)
+    w = 8 if J <= 8 else 16
+    trains = [
+        [0, w, 2 * w, 3 * w, 3 * w + w - 1, 3 * w + w + 1, 70],  # a group of 4, a gap one short, 2, 1
+        [5, 6, 7, 8, 9, 10, 11, 12, 13],  # every step: groups of 4 in the gradient, one at a time forward
+        [1, 1 + w, 3 + 2 * w, 3 + 3 * w, 79],
+        [],
+    ]
+    for b in range(B):
+        for i, steps in enumerate(trains):
+            for t in steps:
+                x[(t + b) % T, b, (i + b) % I] = float(torch.randn((), generator=g, dtype=torch.float64))
+    coef = torch.randn(O, I, J, dtype=torch.float64, generator=g)
+    dmin = torch.randint(-3, 30, (O, I), generator=g)
+    assert _takes_events(x, J)
+    gy = torch.randn(T, B, O, generator=g, dtype=torch.float64)
+    outs = []
+    for fn in (_taps_by_shifts, D.delay_taps):
+        xx, cc = x.clone().requires_grad_(), coef.clone().requires_grad_()
+        y = fn(xx, cc, dmin)
+        outs.append((y, *torch.autograd.grad(y, (xx, cc), gy)))
+    for a, b in zip(outs[0], outs[1]):
+        torch.testing.assert_close(b, a, atol=1e-12, rtol=1e-12)
+
+
+def test_float32_exp_of_the_gaussian_taps():
+    """The taps kernel's float32 exponential (a vectorisable polynomial) against numpy's, over the
+    range its arguments take (-h u^2 <= 0), down to and past float32's normal range."""
+    import numpy as np
+
+    from neurogate.cpu.delay import _exp32
+
+    x = np.concatenate([np.linspace(-87.0, 0.0, 20001), [-87.5, -100.0, -1e4, -np.inf]]).astype(np.float32)
+    got = np.array([_exp32(v) for v in x])
+    ref = np.exp(x.astype(np.float64))
+    normal = ref >= np.finfo(np.float32).tiny
+    assert np.all(np.abs(got[normal] - ref[normal]) <= 3e-7 * ref[normal])
+    assert np.all(got[~normal] <= np.finfo(np.float32).tiny)
+
+
 def test_first_layer_skips_the_input_gradient(monkeypatch):
     """Input without grad (a first layer on data): the dense grad_x kernel never runs."""
-    from neurogate.cpu import delay as engine
+    from neurogate.cpu import delay_dense
 
     calls = []
-    real = engine._grad_x_kernel
-    monkeypatch.setattr(engine, "_grad_x_kernel", lambda *a: calls.append(1) or real(*a))
+    real = delay_dense._grad_x_kernel
+    monkeypatch.setattr(delay_dense, "_grad_x_kernel", lambda *a: calls.append(1) or real(*a))
     w, P = _params(8, 6, 25, seed=1)
     w.requires_grad_(), P.requires_grad_()
     x = _spikes(20, 2, 6, 0.05, seed=2)

@@ -240,9 +240,13 @@ _delay_taps.register_autograd(_backward, setup_context=_setup_context)
 @torch.library.custom_op("neurogate::gaussian_taps", mutates_args=())
 def _gaussian_taps_op(
     weight: torch.Tensor, P: torch.Tensor, sigma: float, max_delay: int, r: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`gaussian_taps` of ``P.clamp(*position_range(K))``, fused (numba): one parallel pass over
-    the synapses each way instead of a dozen torch operations between the engine's kernels."""
+    the synapses each way instead of a dozen torch operations between the engine's kernels.
+
+    Returns ``(coef, dmin, window)``: ``window`` is the normalised Gaussian :math:`g_j / S`
+    (``coef = weight * window``), an internal output without gradient, saved so that the backward
+    pass needs no exponential."""
     from ..cpu import delay as engine
 
     return engine.gaussian_taps(weight, P, sigma, max_delay, r, EPS)
@@ -251,32 +255,37 @@ def _gaussian_taps_op(
 @_gaussian_taps_op.register_fake
 def _(weight, P, sigma, max_delay, r):
     J = min(max_delay, 2 * r)
-    return weight.new_empty((*weight.shape, J)), weight.new_empty(weight.shape, dtype=torch.int64)
+    return (weight.new_empty((*weight.shape, J)), weight.new_empty(weight.shape, dtype=torch.int64),
+            weight.new_empty((*weight.shape, J)))
 
 
 @torch.library.custom_op("neurogate::gaussian_taps_backward", mutates_args=())
 def _gaussian_taps_backward(
-    grad_coef: torch.Tensor, weight: torch.Tensor, P: torch.Tensor, sigma: float, max_delay: int, r: int
+    grad_coef: torch.Tensor, weight: torch.Tensor, P: torch.Tensor, window: torch.Tensor, sigma: float,
+    max_delay: int, r: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     from ..cpu import delay as engine
 
-    return engine.gaussian_taps_backward(grad_coef, weight, P, sigma, max_delay, r, EPS)
+    return engine.gaussian_taps_backward(grad_coef, weight, P, window, sigma, max_delay, r)
 
 
 @_gaussian_taps_backward.register_fake
-def _(grad_coef, weight, P, sigma, max_delay, r):
+def _(grad_coef, weight, P, window, sigma, max_delay, r):
     return torch.empty_like(weight), torch.empty_like(P)
 
 
 def _taps_setup_context(ctx, inputs, output):
     weight, P, ctx.sigma, ctx.max_delay, ctx.r = inputs
-    ctx.save_for_backward(weight, P)
-    ctx.mark_non_differentiable(output[1])
+    ctx.save_for_backward(weight, P, output[2])
+    ctx.mark_non_differentiable(output[1], output[2])
+    ctx.set_materialize_grads(False)  # no zero-filled gradients for dmin and window, which have none
 
 
-def _taps_backward(ctx, grad_coef, _grad_dmin):
-    weight, P = ctx.saved_tensors
-    gw, gP = _gaussian_taps_backward(grad_coef, weight, P, ctx.sigma, ctx.max_delay, ctx.r)
+def _taps_backward(ctx, grad_coef, _grad_dmin, _grad_window):
+    if grad_coef is None:
+        return None, None, None, None, None
+    weight, P, window = ctx.saved_tensors
+    gw, gP = _gaussian_taps_backward(grad_coef, weight, P, window, ctx.sigma, ctx.max_delay, ctx.r)
     return (gw if ctx.needs_input_grad[0] else None), (gP if ctx.needs_input_grad[1] else None), None, None, None
 
 
@@ -357,7 +366,7 @@ def delayed_linear(
         Pc = P.clamp(*position_range(K))
         y = delay_conv(x, gaussian_delay_kernel(weight, Pc, sigma, K).to(x.dtype))
     else:
-        coef, dmin = _gaussian_taps_op(weight, P, float(sigma), K, r)  # gaussian_taps of the clamped P
+        coef, dmin, _ = _gaussian_taps_op(weight, P, float(sigma), K, r)  # gaussian_taps of the clamped P
         y = delay_taps(x, coef, dmin)
     return y if bias is None else y + bias
 
