@@ -28,7 +28,7 @@ from scipy import sparse
 
 from ...errors import ConfigError, HardwareConstraintError
 from .. import units
-from ..spinnaker.graph import read_graph
+from ..spinnaker.graph import read_graph, source_shape
 from .descriptor import CrossbarTile, Descriptor, DigitalLayer
 from .device import Array, Device, device_from_dict, ideal
 from .projection import Projection, structured_projections
@@ -74,7 +74,8 @@ def lower(graph: Any, device: Device | str | None = None, array: Array | None = 
             if term.source == t.name:
                 raise HardwareConstraintError(t.name, "recurrent connections on a crossbar", "self-connection",
                                               "use a feed-forward network")
-        structured = structured_projections(graph, t.name, lambda n: _source_shape(graph, n, sources))
+        structured = structured_projections(
+            graph, t.name, lambda n: source_shape(graph.nodes[n], lambda: sources[n]))
         if structured is None:  # unrolled: one matrix per term
             parts = [(term.source, {"kind": "matrix", "pre": [], "conv": None}, term.matrix) for term in t.terms]
         else:
@@ -114,15 +115,6 @@ def program_tile(w: np.ndarray, device: Device, array: Array | None = None) -> t
     """``(G+, G-, s)`` of a weight block ``w`` ``[rows, cols]``: target conductances (uS) on the
     device's levels and the per-column scales (:meth:`Array.program`; default differential pairs)."""
     return (array or Array()).program(w, device)
-
-
-def _source_shape(graph: Any, name: str, sources: dict[str, int]) -> tuple[int, ...]:
-    """Activity shape of a spike source: an Input's type, a LIF's parameter shape (else flat)."""
-    node = graph.nodes[name]
-    if type(node).__name__ == "Input":
-        return tuple(int(v) for v in np.asarray(node.input_type["input"]).reshape(-1))
-    shape = np.asarray(node.tau).shape
-    return tuple(int(v) for v in shape) if int(np.prod(shape)) == sources.get(name) else (sources[name],)
 
 
 def _blocks(m: Any, array: Array) -> list[tuple[int, int, int, int]]:

@@ -14,6 +14,7 @@ the machine; it is kept as a *host readout* applied to the recorded spikes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ from scipy import sparse
 
 from ...errors import ConfigError, HardwareConstraintError
 
-__all__ = ["SUPPORTED", "Target", "Term", "read_graph"]
+__all__ = ["SUPPORTED", "Target", "Term", "read_graph", "source_shape"]
 
 SOURCES = ("Input", "LIF")
 TARGETS = ("LIF", "LI")
@@ -139,6 +140,15 @@ def _csr(m: Any) -> sparse.csr_matrix:
     return m
 
 
+def source_shape(node: Any, size: Callable[[], int]) -> tuple[int, ...]:
+    """Activity shape of a spike source: an ``Input``'s declared shape, a ``LIF``'s parameter shape,
+    or flat ``(size(),)`` where its parameters are scalars. ``size`` is called only then: a LIF's
+    size is known once its inputs are read, which in a recurrent graph may be after this call."""
+    if type(node).__name__ == "Input":
+        return _shape(node.input_type["input"])
+    return tuple(int(v) for v in np.asarray(node.tau).shape) or (size(),)
+
+
 def read_graph(graph: Any, dt: float) -> tuple[dict[str, int], list[Target], list[str], list[Target]]:
     """Return ``(sources {name: size}, targets in topological order, output population names,
     host readouts)``; a host readout is a linear node feeding ``Output`` straight from spikes."""
@@ -157,12 +167,6 @@ def read_graph(graph: Any, dt: float) -> tuple[dict[str, int], list[Target], lis
 
     cache: dict[str, tuple[list[Term], np.ndarray, tuple]] = {}
     sizes: dict[str, int] = {}
-
-    def source_shape(name: str) -> tuple[int, ...]:
-        node = nodes[name]
-        if type(node).__name__ == "Input":
-            return _shape(node.input_type["input"])
-        return np.asarray(node.tau).shape or (target_size(name),)
 
     def target_size(name: str) -> int:
         if name not in sizes:
@@ -188,7 +192,7 @@ def read_graph(graph: Any, dt: float) -> tuple[dict[str, int], list[Target], lis
             return cache[name]
         node, kind = nodes[name], type(nodes[name]).__name__
         if kind in SOURCES:
-            shape = source_shape(name)
+            shape = source_shape(node, lambda: target_size(name))
             n = int(np.prod(shape))
             res = ([Term(name, None, np.zeros(n, np.int64), np.zeros(n, np.int64))], np.zeros(n), shape)
         elif kind in LINEAR:
@@ -228,7 +232,7 @@ def read_graph(graph: Any, dt: float) -> tuple[dict[str, int], list[Target], lis
         cache[name] = res
         return res
 
-    sources = {n: int(np.prod(source_shape(n))) for n, v in nodes.items()
+    sources = {n: int(np.prod(source_shape(v, lambda: target_size(n)))) for n, v in nodes.items()
                if type(v).__name__ == "Input"}
     targets: list[Target] = []
     for name, node in nodes.items():
