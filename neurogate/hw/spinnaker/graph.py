@@ -168,6 +168,9 @@ def read_graph(graph: Any, dt: float) -> tuple[dict[str, int], list[Target], lis
     cache: dict[str, tuple[list[Term], np.ndarray, tuple]] = {}
     sizes: dict[str, int] = {}
 
+    def shape_of(name: str) -> tuple[int, ...]:
+        return source_shape(nodes[name], lambda: target_size(name))
+
     def target_size(name: str) -> int:
         if name not in sizes:
             _, bias, _ = expand_inputs(name)
@@ -192,7 +195,7 @@ def read_graph(graph: Any, dt: float) -> tuple[dict[str, int], list[Target], lis
             return cache[name]
         node, kind = nodes[name], type(nodes[name]).__name__
         if kind in SOURCES:
-            shape = source_shape(node, lambda: target_size(name))
+            shape = shape_of(name)
             n = int(np.prod(shape))
             res = ([Term(name, None, np.zeros(n, np.int64), np.zeros(n, np.int64))], np.zeros(n), shape)
         elif kind in LINEAR:
@@ -232,8 +235,7 @@ def read_graph(graph: Any, dt: float) -> tuple[dict[str, int], list[Target], lis
         cache[name] = res
         return res
 
-    sources = {n: int(np.prod(source_shape(v, lambda: target_size(n)))) for n, v in nodes.items()
-               if type(v).__name__ == "Input"}
+    sources = {n: int(np.prod(shape_of(n))) for n, v in nodes.items() if type(v).__name__ == "Input"}
     targets: list[Target] = []
     for name, node in nodes.items():
         if type(node).__name__ in TARGETS:
