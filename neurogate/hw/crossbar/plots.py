@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ...errors import ConfigError, ShapeError, ValueRangeError
-from ...viz import PathLike, _axes, _cycle_colors, _pyplot, _save
+from ...viz.figure import PathLike, cycle_colors, figure_axes, pyplot, save_figure
 from .descriptor import Descriptor
 from .simulate import programmed, simulate
 
@@ -61,7 +61,7 @@ def plot_tile_map(desc: Descriptor, path: PathLike | None = None, ax: Any = None
     n = len(desc.tiles)
     if n == 0:
         raise ConfigError("plot_tile_map: the descriptor has no tiles")
-    _pyplot()  # a ConfigError naming the missing package, before the imports below fail
+    pyplot()  # a ConfigError naming the missing package, before the imports below fail
     from matplotlib.collections import LineCollection
     from matplotlib.patches import Patch, Rectangle
 
@@ -70,9 +70,9 @@ def plot_tile_map(desc: Descriptor, path: PathLike | None = None, ax: Any = None
     grid_rows = math.ceil(n / grid_cols)
     gap = 0.08
     w, h = cols * (1 + gap), rows * (1 + gap)
-    fig, ax = _axes(ax, figsize=(min(2.0 + 1.1 * grid_cols, 12.0), min(1.5 + 1.1 * grid_rows, 10.0)))
+    fig, ax = figure_axes(ax, figsize=(min(2.0 + 1.1 * grid_cols, 12.0), min(1.5 + 1.1 * grid_rows, 10.0)))
     layers = list(dict.fromkeys(t.layer for t in desc.tiles))
-    colour = dict(zip(layers, _cycle_colors(len(layers))))
+    colour = dict(zip(layers, cycle_colors(len(layers))))
     outlines = []
     for i, t in enumerate(desc.tiles):
         x0, y0 = (i % grid_cols) * w, (i // grid_cols) * h
@@ -93,7 +93,7 @@ def plot_tile_map(desc: Descriptor, path: PathLike | None = None, ax: Any = None
     if title:
         ax.set_title(f"{title}: {n} arrays of {rows}x{cols} on {desc.device.name}\n"
                      f"utilisation {util['overall']:.1%}", fontsize="medium")
-    _save(fig, path)
+    save_figure(fig, path)
     return ax
 
 
@@ -124,7 +124,7 @@ def plot_conductances(desc: Descriptor, tile: int = 0, seed: int | None = None, 
         # Programming only this tile would draw different noise than simulate(); program them all.
         shown, label = programmed(desc, int(seed), t_read)[int(tile)], f"programmed (seed {seed}"
         label += f", t = {t_read:.3g} s)" if t_read is not None else ")"
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12.0, 3.8), layout="constrained",
                              gridspec_kw={"width_ratios": [1, 1, 1.2]})
     vmax = max(dev.g_max, float(max(g.max() for g in shown)) if shown[0].size else dev.g_max)
@@ -148,7 +148,7 @@ def plot_conductances(desc: Descriptor, tile: int = 0, seed: int | None = None, 
     hist.set_ylabel("devices")
     hist.set_title(f"tile {t.id} ({t.layer}) on {dev.name}", fontsize="medium")
     hist.legend(fontsize="small")
-    _save(fig, path)
+    save_figure(fig, path)
     return fig
 
 
@@ -184,7 +184,7 @@ def plot_sweep(xs: Sequence[Any], accs: Any, xlabel: str, float_acc: float | Non
         raise ValueRangeError(f"plot_sweep: float_acc is a fraction in [0, 1], got {float_acc}")
     if logx is None:
         logx = bool(x.min() > 0 and x.max() / x.min() > 100)
-    fig, ax = _axes(ax, figsize=(5.5, 3.6))
+    fig, ax = figure_axes(ax, figsize=(5.5, 3.6))
     mean, std = a.mean(1), a.std(1)
     line, = ax.plot(x, mean, marker="o", label=label or (f"mean of {a.shape[1]} seeds" if a.shape[1] > 1 else None))
     if a.shape[1] > 1:
@@ -202,7 +202,7 @@ def plot_sweep(xs: Sequence[Any], accs: Any, xlabel: str, float_acc: float | Non
         ax.set_title(title)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize="small")
-    _save(fig, path)
+    save_figure(fig, path)
     return ax
 
 
