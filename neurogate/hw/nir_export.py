@@ -24,7 +24,7 @@ from torch import nn
 from ..errors import ConfigError, HardwareConstraintError, ShapeError
 from ..layers import LIF
 from . import units
-from .nir_import import Delay, LeakyIntegrator, Scale, SumPool2d
+from .nir_modules import Delay, LeakyIntegrator, Scale, SumPool2d
 
 __all__ = ["EXPORTERS", "SEQUENTIAL_CONTAINERS", "register_exporter", "supported_layers", "to_nir"]
 
