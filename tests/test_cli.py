@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from cli_helpers import error_line
 
 import neurogate.train as nt
 from neurogate.cli import build_parser, main, train_config_from_args
@@ -19,24 +20,6 @@ from neurogate.cli import build_parser, main, train_config_from_args
 TINY = ["--model", "lif-mlp", "--model-opt", "hidden=[32]", "--time-steps", "4",
         "--batch-size", "16", "--train-samples", "256", "--test-samples", "64", "--threads", "1",
         "--no-progress", "--no-plots"]
-
-
-@pytest.fixture(scope="session")
-def digits_root(tmp_path_factory) -> Path:
-    """event-digits generated once per session (the offline default dataset)."""
-    from neurogate.data.event_digits import generate_event_digits
-
-    root = tmp_path_factory.getbasetemp() / "event-digits-root"
-    generate_event_digits(root)
-    return root
-
-
-def _error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -48,7 +31,7 @@ def _error_line(capsys) -> str:
 ])
 def test_bad_names_print_one_line_and_exit_2(argv, message, capsys, tmp_path):
     assert main(["train", "--root", str(tmp_path), *argv]) == 2
-    assert message in _error_line(capsys)
+    assert message in error_line(capsys)
     assert list(tmp_path.iterdir()) == []  # nothing generated or written
 
 
@@ -56,14 +39,14 @@ def test_config_file_with_unknown_key_names_key_and_nearest(tmp_path, capsys):
     path = tmp_path / "c.yaml"
     path.write_text("epochs: 2\nbatchsize: 16\n")
     assert main(["train", "--config", str(path)]) == 2
-    line = _error_line(capsys)
+    line = error_line(capsys)
     assert "unknown key 'batchsize'" in line and "Did you mean 'batch_size'?" in line
 
 
 def test_existing_out_without_resume_is_refused(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     assert main(["train", "--out", str(tmp_path / "run")]) == 2
-    assert "already exists; pass --resume" in _error_line(capsys)
+    assert "already exists; pass --resume" in error_line(capsys)
 
 
 def test_flags_override_the_config_file_which_overrides_defaults(tmp_path):

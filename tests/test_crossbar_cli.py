@@ -10,61 +10,35 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from cli_helpers import TRAIN_ONE_EPOCH, error_line
 from torch import nn
 
 from neurogate.cli import main
-from neurogate.hw.crossbar import RRAM, Descriptor, ideal
 from neurogate.errors import ConfigError, ValueRangeError
+from neurogate.hw.crossbar import RRAM, Descriptor, ideal
 from neurogate.train import TrainConfig
 from neurogate.train.hwaware import HardwareAware, parse_hw_aware, perturbed_weight
 
 SECTIONS = ("## Device and converters", "## Tile map", "## Quantisation", "## Digital periphery",
             "## Input encoding")
-TRAIN = ["train", "--model", "lif-mlp", "--model-opt", "hidden=[48]", "--time-steps", "4", "--epochs", "1",
-         "--batch-size", "32", "--lr", "0.01", "--train-samples", "256", "--test-samples", "64",
-         "--threads", "1", "--no-progress", "--no-plots"]
 
 
 @pytest.fixture(scope="module")
-def digits_root(tmp_path_factory) -> Path:
-    from neurogate.data.event_digits import generate_event_digits
-
-    root = tmp_path_factory.mktemp("xbar-data")
-    generate_event_digits(root)
-    return root
-
-
-@pytest.fixture(scope="module")
-def run_dir(digits_root, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("xbar-run") / "mlp"
-    assert main(TRAIN + ["--root", str(digits_root), "--out", str(out)]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def exports(run_dir, tmp_path_factory) -> dict[str, Path]:
+def exports(trained_run, tmp_path_factory) -> dict[str, Path]:
     dirs = {}
     for device in ("ideal", "rram"):
         out = tmp_path_factory.mktemp("xbar-export") / device
-        assert main(["export", str(run_dir), "--target", "crossbar", "--device", device, "--tile", "64",
+        assert main(["export", str(trained_run), "--target", "crossbar", "--device", device, "--tile", "64",
                      "--out", str(out)]) == 0
         dirs[device] = out
     return dirs
 
 
-def _error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
-
-
-def test_export_round_trip_and_report(exports, run_dir):
+def test_export_round_trip_and_report(exports, trained_run):
     d = exports["rram"]
     meta = json.loads((d / "export.json").read_text())
     assert meta["target"] == "crossbar" and meta["crossbar"]["device"] == "rram" and meta["crossbar"]["tile"] == 64
-    assert Path(meta["checkpoint"]) == (run_dir / "best.pt").resolve()
+    assert Path(meta["checkpoint"]) == (trained_run / "best.pt").resolve()
     desc = Descriptor.load(d)
     assert desc.device == RRAM and desc.array.rows == 64 and len(desc.tiles) == meta["crossbar"]["tiles"]
     report = (d / "report.md").read_text()
@@ -99,20 +73,20 @@ def test_rram_seeds_differ_and_repeat(exports, capsys):
     assert "x2 noise" in capsys.readouterr().out
 
 
-def test_errors_one_line_exit_2(exports, run_dir, tmp_path, capsys):
+def test_errors_one_line_exit_2(exports, trained_run, tmp_path, capsys):
     assert main(["simulate", str(exports["rram"]), "--seeds", "0"]) == 2
-    assert "seeds" in _error_line(capsys)
+    assert "seeds" in error_line(capsys)
     assert main(["simulate", str(exports["rram"]), "--t-read", "1"]) == 2
-    assert "t_read" in _error_line(capsys)
+    assert "t_read" in error_line(capsys)
     assert main(["export", str(tmp_path / "nope"), "--target", "crossbar", "--out", str(tmp_path / "x")]) == 2
-    assert "no such run" in _error_line(capsys)
-    assert main(["export", str(run_dir), "--target", "crossbar", "--tile", "0", "--out", str(tmp_path / "y")]) == 2
-    assert "rows" in _error_line(capsys)
+    assert "no such run" in error_line(capsys)
+    assert main(["export", str(trained_run), "--target", "crossbar", "--tile", "0", "--out", str(tmp_path / "y")]) == 2
+    assert "rows" in error_line(capsys)
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "export.json").write_text("{")
     assert main(["simulate", str(broken)]) == 2
-    _error_line(capsys)
+    error_line(capsys)
 
 
 # ------------------------------------------------------------------------------ hw-aware training
@@ -159,7 +133,7 @@ def test_perturbed_weight_statistics():
 
 def test_train_hw_aware_records_option(digits_root, tmp_path, capsys):
     out = tmp_path / "hwa"
-    argv = TRAIN + ["--train-samples", "64", "--test-samples", "32", "--hw-aware", "crossbar:rram",
+    argv = TRAIN_ONE_EPOCH + ["--train-samples", "64", "--test-samples", "32", "--hw-aware", "crossbar:rram",
                     "--root", str(digits_root), "--out", str(out)]
     assert main(argv + ["--hw-aware-noise", "5"]) == 0
     saved = yaml.safe_load((out / "config.yaml").read_text())
@@ -167,17 +141,17 @@ def test_train_hw_aware_records_option(digits_root, tmp_path, capsys):
     with pytest.raises(ConfigError, match="hw_aware_noise"):
         TrainConfig(hw_aware_noise=5.0)
     capsys.readouterr()
-    assert main(TRAIN + ["--hw-aware", "crossbar:nope", "--out", str(tmp_path / "bad")]) == 2
-    assert "hw_aware" in _error_line(capsys)
+    assert main(TRAIN_ONE_EPOCH + ["--hw-aware", "crossbar:nope", "--out", str(tmp_path / "bad")]) == 2
+    assert "hw_aware" in error_line(capsys)
 
 
-def test_export_reference_column_and_ir_drop(run_dir, tmp_path):
+def test_export_reference_column_and_ir_drop(trained_run, tmp_path):
     """--reference-column / --wire-resistance reach the descriptor and the report; with ideal
     wires a reference-column ideal device still reproduces the float accuracy."""
     from neurogate.hw.crossbar_export import simulate_crossbar
 
     out = tmp_path / "refcol"
-    assert main(["export", str(run_dir), "--target", "crossbar", "--device", "ideal", "--tile", "64",
+    assert main(["export", str(trained_run), "--target", "crossbar", "--device", "ideal", "--tile", "64",
                  "--reference-column", "--out", str(out)]) == 0
     desc = Descriptor.load(out)
     assert not desc.array.differential and all(t.g_neg.shape[1] == 1 for t in desc.tiles)
@@ -185,7 +159,7 @@ def test_export_reference_column_and_ir_drop(run_dir, tmp_path):
     r = simulate_crossbar(out, samples=32, seeds=1)
     assert r["hardware_acc"] == [r["float_acc"]]
     wired = tmp_path / "wired"
-    assert main(["export", str(run_dir), "--target", "crossbar", "--device", "rram", "--tile", "64",
+    assert main(["export", str(trained_run), "--target", "crossbar", "--device", "rram", "--tile", "64",
                  "--wire-resistance", "1.5", "--out", str(wired)]) == 0
     assert Descriptor.load(wired).array.wire_resistance == 1.5
     assert "1.5 ohm per segment" in (wired / "report.md").read_text()

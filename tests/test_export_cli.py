@@ -12,6 +12,7 @@ import nir
 import numpy as np
 import pytest
 import torch
+from cli_helpers import error_line
 
 import neurogate as ng
 import neurogate.hw
@@ -24,42 +25,13 @@ SECTIONS = ("## Resources", "## Populations", "## Quantisation", "## Delays",
 
 
 @pytest.fixture(scope="module")
-def digits_root(tmp_path_factory) -> Path:
-    from neurogate.data.event_digits import generate_event_digits
-
-    root = tmp_path_factory.mktemp("export-data")
-    generate_event_digits(root)
-    return root
-
-
-@pytest.fixture(scope="module")
-def run_dir(digits_root, tmp_path_factory) -> Path:
-    """A lif-mlp trained for one epoch on 256 samples through ``neurogate train``."""
-    out = tmp_path_factory.mktemp("export-run") / "mlp"
-    argv = ["train", "--model", "lif-mlp", "--model-opt", "hidden=[48]", "--time-steps", "4",
-            "--epochs", "1", "--batch-size", "32", "--lr", "0.01", "--train-samples", "256",
-            "--test-samples", "64", "--threads", "1", "--no-progress", "--no-plots",
-            "--root", str(digits_root), "--out", str(out)]
-    assert main(argv) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def spinn_dir(run_dir, tmp_path_factory) -> Path:
+def spinn_dir(trained_run, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("export-spinn") / "spinn"
-    assert main(["export", str(run_dir), "--target", "spinnaker", "--out", str(out)]) == 0
+    assert main(["export", str(trained_run), "--target", "spinnaker", "--out", str(out)]) == 0
     return out
 
 
-def _error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
-
-
-def test_export_spinnaker_writes_descriptor_report_and_record(run_dir, spinn_dir, capsys):
+def test_export_spinnaker_writes_descriptor_report_and_record(trained_run, spinn_dir, capsys):
     desc = Descriptor.load(spinn_dir)  # loads and validates
     report = (spinn_dir / "report.md").read_text()
     for section in SECTIONS:
@@ -71,7 +43,7 @@ def test_export_spinnaker_writes_descriptor_report_and_record(run_dir, spinn_dir
         r = pr.report
         assert f"| {pr.name} | {r['shifts'][0]}/{r['shifts'][1]} | {r['excitatory']} | {r['inhibitory']} |" in report
     meta = json.loads((spinn_dir / "export.json").read_text())
-    assert Path(meta["checkpoint"]) == (run_dir / "best.pt").resolve()
+    assert Path(meta["checkpoint"]) == (trained_run / "best.pt").resolve()
     assert meta["model_config"]["name"] == "lif-mlp" and meta["input_copies"] >= 1
     assert meta["data"]["dataset"] == "event-digits" and meta["data"]["time_steps"] == 4
 
@@ -88,23 +60,23 @@ def test_simulate_matches_float_model(spinn_dir, capsys):
     assert agreement and min(agreement) >= 0.95, out
 
 
-def test_export_spinnaker2_and_explicit_copies(run_dir, tmp_path, capsys):
+def test_export_spinnaker2_and_explicit_copies(trained_run, tmp_path, capsys):
     out = tmp_path / "s2"
-    assert main(["export", str(run_dir), "--target", "spinnaker", "--machine", "SpiNNaker2",
+    assert main(["export", str(trained_run), "--target", "spinnaker", "--machine", "SpiNNaker2",
                  "--input-copies", "2", "--out", str(out)]) == 0
     desc = Descriptor.load(out)
     assert desc.machine.name == "spinnaker2" and desc.populations["input"].size == 2 * 2 * 34 * 34
     assert "# SpiNNaker export: spinnaker2" in (out / "report.md").read_text()
     assert "exported to" in capsys.readouterr().out
-    assert main(["export", str(run_dir), "--out", str(out), "--input-copies", "0"]) == 2
-    assert "--input-copies expects a positive integer" in _error_line(capsys)
+    assert main(["export", str(trained_run), "--out", str(out), "--input-copies", "0"]) == 2
+    assert "--input-copies expects a positive integer" in error_line(capsys)
 
 
-def test_export_nir_round_trip(run_dir, tmp_path, capsys):
+def test_export_nir_round_trip(trained_run, tmp_path, capsys):
     out = tmp_path / "nir"
-    assert main(["export", str(run_dir / "best.pt"), "--target", "nir", "--out", str(out)]) == 0
+    assert main(["export", str(trained_run / "best.pt"), "--target", "nir", "--out", str(out)]) == 0
     assert "Nodes" in (out / "report.md").read_text() and "lif1" in capsys.readouterr().out
-    model = ng.train.load_model(run_dir / "best.pt")
+    model = ng.train.load_model(trained_run / "best.pt")
     same = ng.hw.from_nir(out / "model.nir")
     x = (torch.rand(4, 3, 2, 34, 34) < 0.1).float()
     with torch.no_grad():
@@ -149,18 +121,18 @@ def test_broken_descriptor_fails_simulate_with_one_line(spinn_dir, tmp_path, cap
     pop["slice_sizes"] = [300] + pop["slice_sizes"][1:]
     (broken / "descriptor.json").write_text(json.dumps(meta))
     assert main(["simulate", str(broken), "--samples", "4"]) == 2
-    line = _error_line(capsys)
+    line = error_line(capsys)
     assert "neurogate simulate: error:" in line and pop["name"] in line and "slice_sizes" in line
     (broken / "arrays.npz").write_bytes(b"not a zip")
     assert main(["simulate", str(broken)]) == 2
-    assert "arrays.npz" in _error_line(capsys)
+    assert "arrays.npz" in error_line(capsys)
 
 
 def test_missing_run_and_unsupported_layer(tmp_path, capsys):
     assert main(["export", str(tmp_path / "nope"), "--target", "spinnaker", "--out", str(tmp_path / "o")]) == 2
-    assert "no such run directory or checkpoint" in _error_line(capsys)
+    assert "no such run directory or checkpoint" in error_line(capsys)
     assert main(["simulate", str(tmp_path / "nope")]) == 2
-    assert "no such export directory" in _error_line(capsys)
+    assert "no such export directory" in error_line(capsys)
     # a max-pooling convnet: save a checkpoint the way the trainer does, then export it
     net = ng.models.create("lif-convnet-small", num_classes=10, in_shape=(2, 34, 34), pool_mode="max")
     run = tmp_path / "maxpool"
@@ -168,7 +140,7 @@ def test_missing_run_and_unsupported_layer(tmp_path, capsys):
     ng.train.save_checkpoint({"model_name": "lif-convnet-small", "model_config": net.config,
                               "model": net.state_dict(), "train_config": {}}, run / "best.pt")
     assert main(["export", str(run), "--target", "spinnaker", "--out", str(tmp_path / "o")]) == 2
-    line = _error_line(capsys)
+    line = error_line(capsys)
     assert "pool1" in line and "MaxPool2d" in line and "AvgPool2d" in line
 
 
