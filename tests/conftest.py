@@ -1,13 +1,14 @@
 """Test-session settings (a headless matplotlib, a fixed hypothesis profile) and shared fixtures:
-the event-digits dataset and a tiny trained run."""
+the event-digits dataset, a tiny trained run, the weights and input of a small SpiNNaker network."""
 
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
-pytest.register_assert_rewrite("cli_helpers")
+pytest.register_assert_rewrite("cli_helpers", "spinnaker_helpers")
 
 from cli_helpers import TRAIN_ONE_EPOCH  # noqa: E402
 from hypothesis import settings  # noqa: E402
@@ -34,3 +35,12 @@ def trained_run(digits_root, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("trained-run") / "mlp"
     assert main([*TRAIN_ONE_EPOCH, "--root", str(digits_root), "--out", str(out)]) == 0
     return out
+
+
+@pytest.fixture
+def spinnaker_net() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(w1 [30, 20], w2 [5, 30], x [T=60, B=4, 20])`` of the SpiNNaker tests' two-layer network."""
+    rng = np.random.default_rng(0)
+    w1, w2 = rng.normal(0, 0.4, (30, 20)), rng.normal(0, 0.4, (5, 30))
+    x = (rng.random((60, 4, 20)) < 0.3).astype(np.uint8)
+    return w1, w2, x
