@@ -38,3 +38,24 @@ def test_limit_and_small_tensors(monkeypatch):
     monkeypatch.setattr(buffers, "_LIMIT", 0)
     assert buffers.empty((1 << 20,), torch.float32).numel() == 1 << 20
     buffers.clear()
+
+
+def test_training_steps_reuse_warm_buffers():
+    # A repeated forward + backward takes its large outputs from the pool: same pages each step.
+    buffers.clear()
+    x = torch.randn(20, 8, 2048, requires_grad=True)  # 1.3 MB per [T, M] tensor
+    ptrs = []
+    for _ in range(3):
+        x.grad = None
+        s = lif_scan(x, decay=0.9)
+        ptrs.append(s.data_ptr())
+        s.sum().backward()
+        ptrs.append(x.grad.data_ptr())
+        del s
+    assert set(ptrs[2:]) == set(ptrs[:2])  # steps 2 and 3 reuse step 1's buffers
+    buffers.clear()
+
+
+def test_unpooled_dtypes_and_sizes():
+    assert buffers.empty((1 << 20,), torch.float16).dtype == torch.float16  # not pooled
+    assert buffers.empty((0, 5), torch.float32).shape == (0, 5)

@@ -209,3 +209,108 @@ def test_errors_are_neurogate_and_builtin():
         lif_scan(torch.randn(3), decay=0.9)
     with pytest.raises(ValueError):
         lif_scan(torch.randn(3), decay=0.9)
+
+
+# --------------------------------------------------------------------------- fused-engine paths
+def test_gradients_through_the_state_alone():
+    # No gradient reaches the spikes (grad_s is None): only v_final, or only the trace, is used.
+    g = torch.Generator().manual_seed(5)
+    for per_neuron in (False, True):
+        x = (1.2 * torch.randn(9, 2, 33, generator=g, dtype=F64) + 0.3).requires_grad_()
+        decay = torch.rand(33, generator=g, dtype=F64) if per_neuron else torch.rand((), generator=g, dtype=F64)
+        thr = 0.5 + torch.rand_like(decay)
+        decay.requires_grad_()
+        thr.requires_grad_()
+        w = torch.randn(9, 2, 33, generator=g, dtype=F64)
+        for pick in (lambda s, v, h: v.sum(), lambda s, v, h, w=w: (h * w).sum()):
+            grads = [
+                torch.autograd.grad(pick(*lif_scan(x, decay=decay, threshold=thr, backend=be, return_state=True)),
+                                    (x, decay, thr))
+                for be in ("reference", "cpu")
+            ]
+            for a, b in zip(*grads):
+                torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("T", [1, 2, 3, 4, 5, 8, 9])
+def test_every_remainder_of_the_unrolled_time_loop(T):
+    # The kernels take 2 steps per pass (forward and backward); every remainder must agree.
+    g = torch.Generator().manual_seed(T)
+    x = (1.2 * torch.randn(T, 3, 40, generator=g) + 0.3).requires_grad_()
+    for decay, thr in ((0.8, 0.9), (torch.rand(40, generator=g).requires_grad_(), (0.5 + torch.rand(40, generator=g)).requires_grad_())):
+        assert_engine_matches_reference("cpu", x, None, decay, thr)
+
+
+@pytest.mark.parametrize("per_neuron", [False, True])
+def test_many_chunks_on_several_threads(monkeypatch, per_neuron):
+    # Shrink the chunking so that a small layer is split into many chunks over 2 threads: the
+    # per-chunk parameter expansion and the per-chunk partial sums of scalar gradients run.
+    from neurogate.cpu import lif as cpu_lif
+
+    monkeypatch.setattr(cpu_lif, "MAX_CHUNK", 48)
+    monkeypatch.setattr(cpu_lif, "MIN_CHUNK", 16)
+    monkeypatch.setattr(cpu_lif, "PARALLEL_MIN", 0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        g = torch.Generator().manual_seed(11)
+        x = (1.2 * torch.randn(7, 4, 50, generator=g) + 0.3).requires_grad_()
+        v0 = torch.randn(4, 50, generator=g).requires_grad_()
+        if per_neuron:
+            decay = torch.rand(50, generator=g).requires_grad_()
+            thr = (0.5 + torch.rand(50, generator=g)).requires_grad_()
+        else:
+            decay, thr = torch.tensor(0.85, requires_grad=True), torch.tensor(0.95, requires_grad=True)
+        assert cpu_lif._plan(7, 200)[1] < 200
+        assert_engine_matches_reference("cpu", x, v0, decay, thr, decay_input=True)
+        (gs,) = torch.autograd.grad(lif_scan(x, decay=decay, threshold=thr).sum(), x)  # stride-0 grad
+        (gr,) = torch.autograd.grad(lif_scan(x, decay=decay, threshold=thr, backend="reference").sum(), x)
+        torch.testing.assert_close(gs, gr)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_eager_fast_path_equals_the_custom_operator():
+    # Eager calls run the engines through a plain autograd.Function; the registered operator
+    # (used while tracing) must give the same values and gradients.
+    from neurogate.functional.lif import _resolve
+
+    g = torch.Generator().manual_seed(2)
+    x = (1.2 * torch.randn(10, 3, 20, generator=g) + 0.3).requires_grad_()
+    decay = torch.tensor(0.8, requires_grad=True)
+    thr = (0.5 + torch.rand(20, generator=g)).requires_grad_()
+    w = torch.randn(10, 3, 20, generator=g)
+    p = _resolve("zero", "sigmoid", None, True, False)
+    s, v, h = lif_scan(x, decay=decay, threshold=thr, reset="zero", surrogate="sigmoid", decay_input=True,
+                       return_state=True)
+    ge = torch.autograd.grad((s * w).sum() + v.sum() + h.sum(), (x, decay, thr))
+    so, vo, ho = torch.ops.neurogate.lif_scan(
+        x.reshape(10, 60), torch.zeros(()).expand(60), decay.expand(3, 20).reshape(60),
+        thr.expand(3, 20).reshape(60), p.alpha, p.reset, p.surrogate, p.decay_input, p.detach_reset,
+        True, "cpu",
+    )
+    go = torch.autograd.grad((so.view(10, 3, 20) * w).sum() + vo.sum() + ho.sum(), (x, decay, thr))
+    assert torch.equal(s.view(10, 60), so) and torch.equal(v.view(60), vo) and torch.equal(h.view(10, 60), ho)
+    for a, b in zip(ge, go):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_inference_mode_then_training():
+    # Cached float-parameter tensors must not be inference tensors (they are saved for backward).
+    x = torch.randn(6, 2, 30)
+    with torch.inference_mode():
+        lif_scan(x, decay=0.7, threshold=0.6)
+    xg = x.clone().requires_grad_()
+    for backend in ("cpu", "reference"):
+        lif_scan(xg, decay=0.7, threshold=0.6, backend=backend).sum().backward()
+
+
+def test_parameter_validation_fast_path():
+    x = torch.randn(4, 2, 3)
+    with pytest.raises(ValueRangeError, match="threshold must be finite"):
+        lif_scan(x, decay=0.5, threshold=torch.tensor([1.0, float("nan"), 1.0]))
+    with pytest.raises(ValueRangeError, match=r"decay must be in \[0.0, 1.0\]"):
+        lif_scan(x, decay=torch.tensor([0.5, 1.5, 0.5], dtype=F64))
+    with pytest.raises(ValueRangeError, match="decay"):
+        lif_scan(x, decay=1.0000001)
+    lif_scan(x, decay=torch.tensor([0.0, 1.0, 0.5]), threshold=torch.tensor(-2.0))  # bounds inclusive

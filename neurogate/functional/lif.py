@@ -34,7 +34,9 @@ previous step's spikes (recurrence) call :func:`lif_step` inside their own loop.
 
 from __future__ import annotations
 
+import math
 import os
+from functools import lru_cache
 from typing import NamedTuple
 
 import torch
@@ -111,27 +113,99 @@ def _as_param(name: str, value, x: torch.Tensor, shape: torch.Size, lo=None, hi=
     if isinstance(value, torch.Tensor):
         if value.is_complex() or not value.is_floating_point():
             raise DTypeError(f"{name} must be a floating-point tensor; got dtype {value.dtype}")
-        try:
-            torch.broadcast_shapes(value.shape, shape)
-        except RuntimeError:
-            raise ShapeError(
-                f"{name} has shape {tuple(value.shape)}, which does not broadcast to one sample's "
-                f"neuron shape x.shape[2:] = {tuple(shape)}; give a scalar or a tensor of that shape"
-            ) from None
-        if len(value.shape) > len(shape) or torch.broadcast_shapes(value.shape, shape) != shape:
+        if len(value.shape) > len(shape) or _broadcast(value.shape, shape) != shape:
+            if _broadcast(value.shape, shape) is None:
+                raise ShapeError(
+                    f"{name} has shape {tuple(value.shape)}, which does not broadcast to one sample's "
+                    f"neuron shape x.shape[2:] = {tuple(shape)}; give a scalar or a tensor of that shape"
+                )
             raise ShapeError(
                 f"{name} has shape {tuple(value.shape)}, larger than one sample's neuron shape "
                 f"x.shape[2:] = {tuple(shape)}; parameters are shared over time and batch"
             )
-        if not torch.compiler.is_compiling() and value.device.type == "cpu":
+        if (
+            not torch.compiler.is_compiling()
+            and value.device.type == "cpu"
+            and not _fast_params_ok(value, lo, hi)
+        ):
             _check_range(name, value, lo, hi)
         return value.to(device=x.device, dtype=x.dtype)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DTypeError(f"{name} must be a float or a tensor; got {type(value).__name__}")
-    _check_range(name, torch.tensor(float(value)), lo, hi)
-    # new_full launches a fill; torch.tensor(value, device="cuda") would copy from pageable host
-    # memory, which synchronises the stream on every call.
-    return x.new_full((), float(value))
+    v = float(value)
+    if torch.compiler.is_compiling():
+        _check_range(name, torch.tensor(v), lo, hi)
+        return x.new_full((), v)
+    # Checked in plain Python (five torch reductions cost about 20 us per call). A value inside
+    # the (float32-exact) bounds and below float32's overflow is valid in any dtype; anything
+    # else gets the torch check, which sees the value as a default-dtype tensor holds it.
+    if not (abs(v) < 3e38 and (lo is None or lo <= v <= hi)):
+        _check_range(name, torch.tensor(v), lo, hi)
+    return _constant(v, x)
+
+
+def _broadcast(a: torch.Size, b: torch.Size) -> torch.Size | None:
+    """``torch.broadcast_shapes(a, b)``, or ``None`` when they do not broadcast."""
+    if a == b:
+        return a
+    try:
+        return torch.broadcast_shapes(a, b)
+    except RuntimeError:
+        return None
+
+
+def _no_modes() -> bool:
+    """No fake-tensor / dispatch / torch-function mode and no functorch transform is active."""
+    return not (
+        torch._C._len_torch_dispatch_stack()
+        or torch._C._len_torch_function_stack()
+        or torch._C._functorch.maybe_current_level() is not None
+    )
+
+
+def _fast_params_ok(value: torch.Tensor, lo, hi) -> bool:
+    """True when a CPU parameter is surely valid; False sends it to the full (raising) check."""
+    if (
+        type(value) is not torch.Tensor
+        or value.numel() > 1 << 20
+        or value.dtype not in (torch.float32, torch.float64)
+        or not _no_modes()
+    ):
+        return False
+    from ..cpu.lif import params_ok  # numba: imported on first use only
+
+    return bool(params_ok(value, lo, hi))
+
+
+_CONSTANTS: dict[tuple, torch.Tensor] = {}
+
+
+def _constant(v: float, x: torch.Tensor) -> torch.Tensor:
+    """A 0-dim tensor holding ``v`` in x's dtype, cached across calls on the CPU.
+
+    A float parameter (``decay=0.9``) otherwise costs a tensor and a fill per call. Not cached
+    while tracing or under any tensor mode (the graph or mode makes its own constant), in inference
+    mode (an inference tensor could not be saved for backward by a later training call), or off the
+    CPU (``new_full`` launches a
+    fill on the current stream, which keeps stream ordering trivially right;
+    ``torch.tensor(value, device="cuda")`` would copy from pageable host memory, which
+    synchronises the stream).
+    """
+    if (
+        x.device.type != "cpu"
+        or type(x) is not torch.Tensor
+        or torch.compiler.is_compiling()
+        or torch.is_inference_mode_enabled()
+        or not _no_modes()
+    ):
+        return x.new_full((), v)
+    key = (v, math.copysign(1.0, v), x.dtype)  # -0.0 and 0.0 compare equal
+    t = _CONSTANTS.get(key)
+    if t is None:
+        if len(_CONSTANTS) >= 1024:  # e.g. a decay annealed over many values
+            _CONSTANTS.clear()
+        t = _CONSTANTS[key] = x.new_full((), v)
+    return t
 
 
 def _check_range(name: str, value: torch.Tensor, lo, hi) -> None:
@@ -147,10 +221,22 @@ def _check_range(name: str, value: torch.Tensor, lo, hi) -> None:
 
 
 def _resolve(reset: str, surrogate, alpha, decay_input: bool, detach_reset: bool) -> LIFParams:
+    if torch.compiler.is_compiling():
+        return _resolve_uncached(reset, surrogate, alpha, decay_input, detach_reset)
+    try:
+        return _resolve_cached(reset, surrogate, alpha, decay_input, detach_reset)
+    except TypeError:  # an unhashable argument: resolve (and report) it uncached
+        return _resolve_uncached(reset, surrogate, alpha, decay_input, detach_reset)
+
+
+def _resolve_uncached(reset: str, surrogate, alpha, decay_input: bool, detach_reset: bool) -> LIFParams:
     if reset not in RESETS:
         raise ConfigError(f"reset={reset!r} is unknown; use one of: {', '.join(RESETS)}")
     sg, a = _sg.resolve(surrogate, alpha)
     return LIFParams(RESETS[reset], sg.id, a, bool(decay_input), bool(detach_reset))
+
+
+_resolve_cached = lru_cache(maxsize=256)(_resolve_uncached)
 
 
 def check_input(x) -> None:
@@ -166,9 +252,12 @@ def check_input(x) -> None:
         raise DTypeError(f"x must be a floating-point tensor; got dtype {x.dtype} (use x.float())")
 
 
+_BY_DEVICE = {"cpu": "cpu", "cuda": "triton"}
+
+
 def _pick_backend(backend: str | None, x: torch.Tensor) -> str:
     if backend is None:
-        return {"cpu": "cpu", "cuda": "triton"}.get(x.device.type, "reference")
+        return _BY_DEVICE.get(x.device.type, "reference")
     if backend not in BACKENDS:
         raise ConfigError(f"backend={backend!r} is unknown; use one of: {', '.join(BACKENDS)} or None")
     if backend == "cpu" and x.device.type != "cpu":
@@ -179,6 +268,20 @@ def _pick_backend(backend: str | None, x: torch.Tensor) -> str:
             "(use backend='cpu', or set TRITON_INTERPRET=1 to run Triton's interpreter on the CPU)"
         )
     return backend
+
+
+_OP = []
+
+
+def _lif_scan_op():
+    """:func:`.lif_op.lif_scan_op`, imported on first use (it registers the custom operators)."""
+    if _OP:
+        return _OP[0]
+    from .lif_op import lif_scan_op
+
+    if not torch.compiler.is_compiling():  # no side effects while dynamo traces
+        _OP.append(lif_scan_op)
+    return lif_scan_op
 
 
 # --------------------------------------------------------------------------- public primitive
@@ -224,12 +327,13 @@ def lif_scan(
     decay_t = _as_param("decay", decay, x, neuron_shape, 0.0, 1.0)
     thr_t = _as_param("threshold", threshold, x, neuron_shape)
     if v0 is None:
-        v0_t = x.new_zeros(()).expand(state_shape)  # no [B, ...] zeros: engines read stride 0
+        v0_c = _constant(0.0, x)  # no [B, ...] zeros: engines read a broadcast
+        v0_t = None
     else:
         if not isinstance(v0, torch.Tensor):
             raise DTypeError(f"v0 must be a tensor broadcastable to {tuple(state_shape)}; got {type(v0).__name__}")
         try:
-            v0_t = v0.to(x.dtype).expand(state_shape)
+            v0_t = v0_c = v0.to(x.dtype).expand(state_shape)
         except RuntimeError:
             raise ShapeError(
                 f"v0 has shape {tuple(v0.shape)}, which does not broadcast to x.shape[1:] = {tuple(state_shape)}"
@@ -239,27 +343,28 @@ def lif_scan(
     if engine == "reference":
         if not torch.compiler.is_compiling() and not bool(torch.isfinite(x).all()):
             raise ValueRangeError("x contains NaN or inf; check the layer that produced it")
+        if v0_t is None:
+            v0_t = v0_c.expand(state_shape)
         spikes, v_final, trace = lif_scan_reference(x, v0_t, decay_t, thr_t, p)
     else:
-        from .lif_op import lif_scan_op
-
         T = x.shape[0]
-        m = state_shape.numel()
-        needs_grad = torch.is_grad_enabled() and any(
-            t.requires_grad for t in (x, v0_t, decay_t, thr_t)
+        needs_grad = torch.is_grad_enabled() and (
+            x.requires_grad or v0_c.requires_grad or decay_t.requires_grad or thr_t.requires_grad
         )
-        spikes, v_final, trace = lif_scan_op(
-            x.reshape(T, m),
-            v0_t.reshape(m),
-            decay_t.expand(state_shape).reshape(m),
-            thr_t.expand(state_shape).reshape(m),
+        spikes, v_final, trace = _lif_scan_op()(
+            x.reshape(T, state_shape.numel()),
+            v0_c,
+            decay_t,
+            thr_t,
             p,
+            state_shape=state_shape,
             store_trace=return_state or needs_grad,
             backend=engine,
         )
         spikes = spikes.view(x.shape)
-        v_final = v_final.view(state_shape)
-        trace = trace.view(x.shape) if return_state else None
+        if return_state:
+            v_final = v_final.view(state_shape)
+            trace = trace.view(x.shape)
     if return_state:
         return spikes, v_final, trace.to(x.dtype)
     return spikes
