@@ -6,6 +6,7 @@ Usage::
     python benchmarks/delays.py                        # T=100, B=64, 140 -> 256, K=25 (about 1-2 min)
     python benchmarks/delays.py --repeats 15 --omp-wait passive
     python benchmarks/delays.py --density 0.03 --dense-density 0.3
+    python benchmarks/delays.py --sweep 0.02,0.05,0.1,0.2,0.35,0.5   # where the 10x target holds
 
 What is measured, float32, ``--threads`` threads (torch and numba), medians over ``--repeats``
 runs after 2 warm-up runs, all variants interleaved (run r of each before run r + 1 of any) so
@@ -66,6 +67,11 @@ def _args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--omp-wait", choices=("default", "passive"), default="default")
     p.add_argument("--skip", default="", help="comma-separated variant keys to skip (e.g. dcls)")
+    p.add_argument(
+        "--sweep", default="",
+        help="comma-separated input densities (e.g. 0.02,0.05,0.1,0.2,0.35,0.5): first-layer training only, "
+        "neurogate at sigma 0.5 on each density against Dcls1d and the dense conv1d",
+    )
     return p.parse_args()
 
 
@@ -99,10 +105,10 @@ def _spikes(T: int, B: int, I: int, density: float) -> torch.Tensor:
     return (torch.rand(T, B, I) < density).float() * torch.randint(1, 4, (T, B, I)).float()
 
 
-def _variants(a: argparse.Namespace) -> dict:
+def _layers(a: argparse.Namespace):
+    """The layers compared, with equal weights and positions, and the gradient fed to them."""
     torch.manual_seed(0)
     T, B, I, O, K = a.T, a.B, a.inp, a.out, a.K
-    xs = {"": _spikes(T, B, I, a.density), "+": _spikes(T, B, I, a.dense_density)}
     g = torch.randn(T, B, O)
     layer = DelayedLinear(I, O, K)  # sigma 12.27: the schedule's start
     floor_layer = DelayedLinear(I, O, K)  # sigma 0.5: the schedule's floor
@@ -110,8 +116,6 @@ def _variants(a: argparse.Namespace) -> dict:
     for other in (floor_layer, dense_layer):
         other.load_state_dict(layer.state_dict())
         other.sigma_schedule(1, 1)
-    floor = D.SIG_FLOOR + D.SIGMA_OFFSET
-    v: dict[str, tuple[str, callable]] = {}
     params = [p for m in (layer, floor_layer, dense_layer) for p in m.parameters()]
 
     def train(fn, x):
@@ -124,7 +128,7 @@ def _variants(a: argparse.Namespace) -> dict:
         return run
 
     modules = {}
-    if "dcls" not in a.skip:
+    if "dcls" not in a.skip.split(","):
         from DCLS.construct.modules import Dcls1d
 
         dcls = Dcls1d(I, O, kernel_count=1, dilated_kernel_size=K, version="gauss", bias=False)
@@ -137,6 +141,16 @@ def _variants(a: argparse.Namespace) -> dict:
     modules["dense"] = ("dense conv1d, sigma 0.5", dense_layer)
     modules["ng_big"] = ("neurogate, sigma 12.27", layer)
     modules["ng_floor"] = ("neurogate, sigma 0.5", floor_layer)
+    return layer, modules, train
+
+
+def _variants(a: argparse.Namespace) -> dict:
+    layer, modules, train = _layers(a)
+    T, B, I, K = a.T, a.B, a.inp, a.K
+    xs = {"": _spikes(T, B, I, a.density), "+": _spikes(T, B, I, a.dense_density)}
+    floor_layer = modules["ng_floor"][1]
+    floor = D.SIG_FLOOR + D.SIGMA_OFFSET
+    v: dict[str, tuple[str, callable]] = {}
     pct = {k: f"{100 * d:g}%" for k, d in (("", a.density), ("+", a.dense_density))}
     for setting in SETTINGS:
         for key, (label, fn) in modules.items():
@@ -176,6 +190,46 @@ def _variants(a: argparse.Namespace) -> dict:
     return {k: val for k, val in v.items() if k not in skip and k.split("/")[0] not in skip}
 
 
+def _time(variants: dict, repeats: int) -> dict[str, list[float]]:
+    """Milliseconds per run of each variant, interleaved, after 2 warm-up rounds."""
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for r in range(repeats + 2):
+        for k, (_, fn) in variants.items():
+            t0 = time.perf_counter()
+            fn()
+            if r >= 2:
+                times[k].append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def sweep(a: argparse.Namespace, densities: list[float], load0: str) -> None:
+    """First-layer training at sigma 0.5 over input densities: where the 10x target holds.
+
+    Dcls1d and the dense conv1d cost the same on any input, so they run once (on the first
+    density); neurogate runs on every density, all interleaved.
+    """
+    _, modules, train = _layers(a)
+    T, B, I = a.T, a.B, a.inp
+    xs = [_spikes(T, B, I, d) for d in densities]
+    v = {k: (label, train(fn, xs[0])) for k, (label, fn) in modules.items() if k in ("dcls", "dense")}
+    for d, x in zip(densities, xs):
+        v[f"ng/{d}"] = (f"neurogate sigma 0.5, {100 * d:g}%", train(modules["ng_floor"][1], x))
+    times = _time(v, a.repeats)
+    med = {k: statistics.median(t) for k, t in times.items()}
+    print(f"\nload average before {load0}, after {_load()}; first layer (input without grad), medians ms\n")
+    print("| input density | engine | neurogate ms | Dcls1d / neurogate | dense conv1d / neurogate |")
+    print("|---|---|---|---|---|")
+    for d, x in zip(densities, xs):
+        dens = float((x != 0).float().mean())
+        ng = med[f"ng/{d}"]
+        r = [f"{med[k] / ng:.1f}x" if k in med else "-" for k in ("dcls", "dense")]
+        mode = "events" if dens <= event_max_density(6) else "dense"
+        print(f"| {100 * dens:.1f}% | {mode} | {ng:.1f} | {r[0]} | {r[1]} |")
+    for k in ("dcls", "dense"):
+        if k in med:
+            print(f"{v[k][0]}: {med[k]:.1f} ms (any density)")
+
+
 def main() -> None:
     a = ARGS
     torch.set_num_threads(a.threads)
@@ -185,14 +239,10 @@ def main() -> None:
         f"numba {numba.__version__}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
     )
     load0 = _load()
+    if a.sweep:
+        return sweep(a, [float(d) for d in a.sweep.split(",")], load0)
     variants = _variants(a)
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    for r in range(a.repeats + 2):
-        for k, (_, fn) in variants.items():
-            t0 = time.perf_counter()
-            fn()
-            if r >= 2:
-                times[k].append((time.perf_counter() - t0) * 1e3)
+    times = _time(variants, a.repeats)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"\nload average before {load0}, after {_load()} (CPU count {os.cpu_count()})\n")
     w = max(len(label) for label, _ in variants.values())
