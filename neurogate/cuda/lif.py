@@ -56,7 +56,7 @@ def _post_reset(h, s, th, RESET: tl.constexpr):
 
 @triton.jit
 def _surrogate(u, k0, k1, SURROGATE: tl.constexpr):
-    """:math:`\\sigma'(u)` from ``(k0, k1) = surrogate_constants(id, alpha)``, as in ``cpu.lif._sg``."""
+    """:math:`\\sigma'(u)` from ``(k0, k1) = surrogate_constants(id, alpha)``, as in ``cpu.lif_kernels._sg``."""
     if SURROGATE == 0:  # atan
         z = k1 * u
         sg = k0 / (1.0 + z * z)
