@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,15 +18,6 @@ from neurogate.cli import build_parser, train_config_from_args
 ARGS = ["--model", "lif-mlp", "--model-opt", "hidden=[32]", "--time-steps", "4",
         "--batch-size", "16", "--train-samples", "160", "--test-samples", "64", "--epochs", "2",
         "--threads", "1", "--no-progress", "--no-plots", "--checkpoint-every", "4"]
-
-
-@pytest.fixture(scope="module")
-def digits_root(tmp_path_factory) -> Path:
-    from neurogate.data.event_digits import generate_event_digits
-
-    root = tmp_path_factory.getbasetemp() / "event-digits-root"
-    generate_event_digits(root)
-    return root
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without distributed")
