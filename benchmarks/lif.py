@@ -25,6 +25,9 @@ What is measured, per shape ``(T, B, N)``, float32, 2 threads:
   deduplicated by storage pointer, EXCLUDING the storage of the input ``x`` (the caller holds it
   anyway; the views ``x[t]`` and ``x.unbind(0)`` share it and are excluded with it). Outputs
   (the spikes) are not counted unless the graph saves them.
+* ``neurogate fp8``: the same call with ``saved_membrane="fp8"`` (1 byte per element kept for
+  backward instead of a float; approximate surrogate gradients, so its check reports the grad_x
+  difference); it is there for its memory column, not as a faster mode.
 * floor: plain ``copy_``/``fill_`` between preallocated, already-touched float32 buffers moving
   the bytes a fused forward + backward must move at least once: forward reads ``x`` and writes
   the spikes and one float state (12 B per element), backward reads that state and writes
@@ -54,9 +57,10 @@ DECAY, THRESHOLD, ALPHA = 0.9, 1.0, 2.0
 SHAPES = ((100, 32, 1024), (500, 16, 512), (25, 128, 4096))
 MIN_RUNS = 3
 SLOW = 2.0  # s: a peer whose memory-counting pass took longer gets no second warm-up run
-PEERS = ("neurogate", "reference", "snntorch", "spikingjelly", "norse", "eager", "compile")
+PEERS = ("neurogate", "fp8", "reference", "snntorch", "spikingjelly", "norse", "eager", "compile")
 LABELS = {
     "neurogate": "neurogate cpu",
+    "fp8": "neurogate fp8",
     "reference": "neurogate ref",
     "snntorch": "snnTorch",
     "spikingjelly": "SpikingJelly",
@@ -65,7 +69,7 @@ LABELS = {
     "compile": "compiled step",
 }
 # Peers whose equations are neurogate's exactly: their spikes and grad_x are checked against it.
-SAME_MODEL = {"reference", "spikingjelly", "eager", "compile"}
+SAME_MODEL = {"fp8", "reference", "spikingjelly", "eager", "compile"}
 
 
 @dataclass
@@ -96,6 +100,16 @@ def make_neurogate(shape) -> Peer:
     return Peer(
         lambda x: lif_scan(x, decay=DECAY),
         "lif_scan(x, decay=0.9): h = 0.9 v + x, subtract reset, atan alpha 2, threshold 1",
+    )
+
+
+def make_fp8(shape) -> Peer:
+    from neurogate.functional import lif_scan
+
+    return Peer(
+        lambda x: lif_scan(x, decay=DECAY, saved_membrane="fp8"),
+        "same call, saved_membrane='fp8': a 1-byte code of h - threshold kept for backward "
+        "(approximate surrogate gradients; not a speed mode)",
     )
 
 
@@ -220,6 +234,7 @@ def make_compile(shape) -> Peer:
 
 MAKERS = {
     "neurogate": make_neurogate,
+    "fp8": make_fp8,
     "reference": make_reference,
     "snntorch": make_snntorch,
     "spikingjelly": make_spikingjelly,
@@ -417,7 +432,7 @@ def summary(all_results: dict, stat: str) -> None:
     print(f"\n=== summary ({what}): neurogate cpu total ms; each peer's total as a multiple of it "
           "(higher = neurogate faster) ===")
     head = f"{'(T, B, N)':<17} {'ng ms':>7}" + "".join(f" {LABELS[c]:>13}" for c in cols)
-    print(head + f" {'ng/floor':>9} {'mem vs snnTorch':>16}")
+    print(head + f" {'ng/floor':>9} {'mem vs snnTorch':>16} {'fp8 mem vs snnTorch':>20}")
     for shape, res in all_results.items():
         ng = res.get("neurogate")
         val = (lambda r: getattr(r, stat))
@@ -428,6 +443,8 @@ def summary(all_results: dict, stat: str) -> None:
         row += f" {val(ng) / val(fl):8.1f}x" if ng and fl else f" {'-':>9}"
         sn = res.get("snntorch")
         row += f" {ng.saved / sn.saved:15.2f}x" if ng and sn and sn.saved else f" {'-':>16}"
+        f8 = res.get("fp8")
+        row += f" {f8.saved / sn.saved:19.2f}x" if f8 and sn and sn.saved else f" {'-':>20}"
         print(row)
 
 

@@ -218,3 +218,22 @@ def test_non_finite_input_is_counted_and_raises(monkeypatch: pytest.MonkeyPatch)
     *_, n_bad = engine.forward(x.reshape(4, 6), ones * 0, ones * 0.9, ones, reset=0,
                                decay_input=False, store_trace=False)
     assert n_bad == 2
+
+
+@needs_engine
+def test_fp8_saved_membrane_matches_the_cpu_engine() -> None:
+    # The fp8 code is made and decoded by torch around the engine: the triton engine's gradients
+    # at the decoded membrane equal the cpu engine's (both approximate the exact ones alike).
+    if DEVICE != "cpu":
+        pytest.skip("compares against the cpu engine on CPU tensors (interpreter)")
+    p = _problem(9, 3, 70)
+    grads = []
+    for backend in ("cpu", "triton"):
+        leaves = {k: p[k].clone().requires_grad_() for k in ("x", "decay", "threshold", "v0")}
+        s = L.lif_scan(leaves["x"], decay=leaves["decay"], threshold=leaves["threshold"], v0=leaves["v0"],
+                       backend=backend, saved_membrane="fp8")
+        (s * p["gs"]).sum().backward()
+        grads.append([s] + [leaves[k].grad for k in ("x", "v0", "decay", "threshold")])
+    assert torch.equal(grads[0][0], grads[1][0])
+    for a, b in zip(grads[0][1:], grads[1][1:]):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)

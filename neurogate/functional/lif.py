@@ -43,6 +43,7 @@ import torch
 
 from .. import surrogate as _sg
 from ..errors import ConfigError, DTypeError, ShapeError, ValueRangeError
+from . import saved_membrane as _saved
 
 __all__ = ["lif_scan", "lif_step", "lif_scan_reference", "RESETS", "BACKENDS", "LIFParams"]
 
@@ -298,6 +299,7 @@ def lif_scan(
     detach_reset: bool = False,
     backend: str | None = None,
     return_state: bool = False,
+    saved_membrane: str = "float",
 ):
     """Run LIF neurons over time-major input ``x: [T, B, ...]`` (equations in the module docstring).
 
@@ -313,6 +315,11 @@ def lif_scan(
         detach_reset: no gradient through the spike inside the reset term.
         backend: ``None`` (by device), ``"reference"``, ``"cpu"`` or ``"triton"``.
         return_state: also return ``v_final`` (``[B, ...]``) and ``v_trace`` (``[T, B, ...]``).
+        saved_membrane: what a fused engine keeps for the backward pass: ``"float"`` (exact, 4 B
+            per element in float32) or ``"fp8"`` (a 1-byte code of :math:`h_t - \vartheta`:
+            exact spikes, approximate surrogate gradients, 4x less memory; eager mode only;
+            :mod:`neurogate.functional.saved_membrane`). With ``return_state`` the float trace is
+            returned and kept.
 
     Returns:
         ``spikes`` (same shape and dtype as ``x``), or ``(spikes, v_final, v_trace)``.
@@ -339,6 +346,16 @@ def lif_scan(
                 f"v0 has shape {tuple(v0.shape)}, which does not broadcast to x.shape[1:] = {tuple(state_shape)}"
             ) from None
     engine = _pick_backend(backend, x)
+    if saved_membrane not in _saved.MODES:
+        raise ConfigError(
+            f"saved_membrane={saved_membrane!r} is unknown; use one of: {', '.join(_saved.MODES)}"
+        )
+    fp8 = saved_membrane == "fp8" and not return_state
+    if fp8 and engine == "reference":
+        raise ConfigError(
+            "saved_membrane='fp8' needs a fused engine (backend 'cpu' or 'triton'): the reference "
+            "engine is differentiated by autograd, which keeps its own float tensors"
+        )
 
     if engine == "reference":
         if not torch.compiler.is_compiling() and not bool(torch.isfinite(x).all()):
@@ -360,6 +377,7 @@ def lif_scan(
             state_shape=state_shape,
             store_trace=return_state or needs_grad,
             backend=engine,
+            fp8=fp8 and needs_grad,
         )
         spikes = spikes.view(x.shape)
         if return_state:

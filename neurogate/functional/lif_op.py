@@ -40,7 +40,9 @@ import os
 import torch
 from torch.autograd.function import once_differentiable
 
-from ..errors import ValueRangeError
+from ..cpu import buffers
+from ..errors import ConfigError, ValueRangeError
+from . import saved_membrane
 
 __all__ = ["lif_scan_op"]
 
@@ -189,14 +191,18 @@ class _EagerLIFScan(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, v0, decay, threshold, p, store_trace, backend, state_shape):  # type: ignore[override]
+    def forward(ctx, x, v0, decay, threshold, p, store_trace, backend, state_shape, fp8):  # type: ignore[override]
         m = x.shape[1]
+        thr = _flat(threshold, state_shape, m, backend)
         spikes, v_final, h = _forward(
-            x, v0, _flat(decay, state_shape, m, backend), _flat(threshold, state_shape, m, backend),
-            p.reset, p.decay_input, store_trace, backend,
+            x, v0, _flat(decay, state_shape, m, backend), thr, p.reset, p.decay_input, store_trace, backend,
         )
-        ctx.save_for_backward(h, x if p.decay_input else None, v0, decay, threshold)
-        ctx.p, ctx.backend, ctx.state_shape = p, backend, state_shape
+        if fp8:  # keep a 1-byte code of h - threshold; h itself (a scratch then) is not returned
+            saved, h = saved_membrane.encode(h, thr), h.new_empty((0, m))
+        else:
+            saved = h
+        ctx.save_for_backward(saved, x if p.decay_input else None, v0, decay, threshold)
+        ctx.p, ctx.backend, ctx.state_shape, ctx.fp8 = p, backend, state_shape, fp8
         ctx.set_materialize_grads(False)
         return spikes, v_final, h
 
@@ -206,6 +212,11 @@ class _EagerLIFScan(torch.autograd.Function):
         h, x, v0, decay, threshold = ctx.saved_tensors
         p, shape = ctx.p, ctx.state_shape
         m = h.shape[1]
+        if ctx.fp8:  # the exact backward, run on the decoded membrane (saved_membrane's docstring)
+            dtype = _state_dtype(threshold.dtype)
+            out = buffers.empty(tuple(h.shape), dtype) if h.device.type == "cpu" else torch.empty(
+                h.shape, dtype=dtype, device=h.device)
+            h = saved_membrane.decode(h, _flat(threshold, shape, m, ctx.backend).to(dtype), out)
         extra = {"reduce_params": True} if ctx.backend == "cpu" else {}
         if grad_s is None and ctx.backend != "cpu":
             grad_s = v0.new_zeros(()).expand(h.shape)
@@ -221,7 +232,7 @@ class _EagerLIFScan(torch.autograd.Function):
             gv0 if need[1] else None,
             _param_grad(gd, decay, shape) if need[2] else None,
             _param_grad(gth, threshold, shape) if need[3] else None,
-            None, None, None, None,
+            None, None, None, None, None,
         )
 
 
@@ -237,22 +248,29 @@ def _plain_eager(*tensors: torch.Tensor) -> bool:
     return all(type(t) is torch.Tensor for t in tensors)
 
 
-def lif_scan_op(x, v0, decay, threshold, p, *, state_shape, store_trace: bool, backend: str):
+def lif_scan_op(x, v0, decay, threshold, p, *, state_shape, store_trace: bool, backend: str, fp8: bool = False):
     """Run the fused scan with resolved :class:`~neurogate.functional.lif.LIFParams`.
 
     ``x`` is ``[T, M]``; ``v0``, ``decay`` and ``threshold`` broadcast to ``state_shape``
     (``x``'s ``[B, ...]``, with ``M`` elements). Returns ``(spikes, v_final, h)`` with the
     operator's semantics, through the custom operator when tracing is possible and through the
-    eager fast path otherwise (see the module docstring).
+    eager fast path otherwise (see the module docstring). ``fp8``: keep the membrane for the
+    backward as a 1-byte code (:mod:`.saved_membrane`; ``h`` is then returned empty).
     """
     m = x.shape[1]
-    if _plain_eager(x, v0, decay, threshold):
+    eager = _plain_eager(x, v0, decay, threshold)
+    if fp8 and not eager:
+        raise ConfigError(
+            "saved_membrane='fp8' runs in eager mode only (not under torch.compile, torch.export, "
+            "functorch transforms or tensor subclasses); use saved_membrane='float' there"
+        )
+    if eager:
         # v0's gradient is per element ([M]): only a constant v0 may stay one element.
         v0 = _flat(v0, state_shape, m, "" if v0.requires_grad else backend)
         if torch.is_grad_enabled() and (
             x.requires_grad or v0.requires_grad or decay.requires_grad or threshold.requires_grad
         ):
-            return _EagerLIFScan.apply(x, v0, decay, threshold, p, store_trace, backend, state_shape)
+            return _EagerLIFScan.apply(x, v0, decay, threshold, p, store_trace, backend, state_shape, fp8)
         return _forward(
             x, v0, _flat(decay, state_shape, m, backend), _flat(threshold, state_shape, m, backend),
             p.reset, p.decay_input, store_trace, backend,

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, ValueRangeError
+from ..functional import saved_membrane as _saved
 from ..functional.lif import RESETS, _resolve, lif_scan
 
 __all__ = ["LIF", "LIFState"]
@@ -45,6 +46,9 @@ class LIF(nn.Module):
         shape: neuron shape of the parameters (``()`` shares one value; ``(N,)`` gives each of
             ``N`` neurons its own).
         backend: engine override (``None``, ``"reference"``, ``"cpu"``, ``"triton"``).
+        saved_membrane: ``"float"`` (exact) or ``"fp8"``: keep a 1-byte code of the membrane for
+            the backward pass instead of a float (4x less memory, approximate surrogate gradients;
+            :mod:`neurogate.functional.saved_membrane`). Applies to the plain multi-step call.
 
     Example:
         >>> import torch, neurogate as ng
@@ -69,8 +73,11 @@ class LIF(nn.Module):
         learn_threshold: bool = False,
         shape: tuple[int, ...] = (),
         backend: str | None = None,
+        saved_membrane: str = "float",
     ) -> None:
         super().__init__()
+        if saved_membrane not in _saved.MODES:
+            raise ConfigError(f"saved_membrane={saved_membrane!r} is unknown; use one of: {', '.join(_saved.MODES)}")
         if tau is not None:
             if not (math.isfinite(tau) and tau > 0 and dt > 0):
                 raise ValueRangeError(f"tau={tau} and dt={dt} must be > 0")
@@ -85,6 +92,7 @@ class LIF(nn.Module):
         )
         self.alpha = self._params.alpha
         self.backend = backend
+        self.saved_membrane = saved_membrane
         self.shape = tuple(shape)
         d = torch.full(self.shape, float(decay))
         if learn_decay:
@@ -132,6 +140,7 @@ class LIF(nn.Module):
                 x, decay=self.decay, threshold=self.threshold, reset=self.reset,
                 v0=None if state is None else state.v, surrogate=self.surrogate, alpha=self.alpha,
                 decay_input=self.decay_input, detach_reset=self.detach_reset, backend=self.backend,
+                saved_membrane=getattr(self, "saved_membrane", "float"),  # modules pickled before it existed
             )
         spikes, v, _ = self._scan(x, state)
         return spikes, LIFState(v)
@@ -151,4 +160,5 @@ class LIF(nn.Module):
         return (
             f"shape={self.shape}, reset={self.reset!r}, surrogate={self.surrogate!r}, alpha={self.alpha}, "
             f"decay_input={self.decay_input}, detach_reset={self.detach_reset}, learned={learned}"
+            + (f", saved_membrane={mode!r}" if (mode := getattr(self, "saved_membrane", "float")) != "float" else "")
         )
