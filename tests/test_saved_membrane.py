@@ -190,3 +190,19 @@ def test_errors():
 
     with Mode(), pytest.raises(ConfigError, match="eager mode only"):
         lif_scan(x, decay=0.9, saved_membrane="fp8")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("per_neuron", [False, True])
+def test_cpu_decode_kernel_equals_the_torch_reference(dtype, per_neuron):
+    from neurogate.functional.saved_membrane import decode_reference
+
+    g = torch.Generator().manual_seed(4)
+    finite = [c for c in range(256) if c not in (0x7F, 0xFF)]
+    code = torch.tensor(finite, dtype=torch.uint8)[torch.randint(0, len(finite), (30, 254), generator=g)]
+    code[0] = torch.tensor(finite, dtype=torch.uint8)  # every finite code at least once
+    code = code.view(torch.float8_e4m3fn)
+    thr = (torch.rand(254, generator=g) * 2 - 0.5).to(dtype) if per_neuron else torch.tensor([3.0e4], dtype=dtype)
+    fast = decode(code, thr, torch.empty(30, 254, dtype=dtype))
+    ref = decode_reference(code, thr, torch.empty(30, 254, dtype=dtype))
+    assert torch.equal(fast, ref)
