@@ -14,9 +14,9 @@ Specialisation. Reset mode, surrogate, whether the spike gradient is one value p
 are broadcast scalars are compile-time constants: a kernel that branches on them in its inner loop
 does not vectorise (measured: 4x slower backward), and a runtime flag that multiplies by 0 or 1
 still reads the unused operand every step. ``decay_input``, the trace gradient and
-``detach_reset`` are runtime values: the first two guard loads of rows that are absent otherwise,
-which LLVM turns into masked AVX-512 loads that touch no memory when the flag is off (measured at
-the three benchmark shapes: no slower than compiling them in, within noise). Keeping them at
+``detach_reset`` are runtime values: the first two guard loads of rows that are absent otherwise
+(a branch on a loop-invariant flag; measured at the three benchmark shapes: no slower than
+compiling them in, within noise; the generated code was not inspected). Keeping them at
 runtime matters for the compile cost, which is paid once per combination on first use and then
 cached on disk (``cache=True``): with all six flags compiled in, the backward had 288 variants,
 each taking 5.9 s to compile cold, and the cold-cache LIF tests took 9 minutes; now 72 variants of
