@@ -346,10 +346,7 @@ def lif_scan(
                 f"v0 has shape {tuple(v0.shape)}, which does not broadcast to x.shape[1:] = {tuple(state_shape)}"
             ) from None
     engine = _pick_backend(backend, x)
-    if saved_membrane not in _saved.MODES:
-        raise ConfigError(
-            f"saved_membrane={saved_membrane!r} is unknown; use one of: {', '.join(_saved.MODES)}"
-        )
+    _saved.check_mode(saved_membrane)
     fp8 = saved_membrane == "fp8" and not return_state
     if fp8 and engine == "reference":
         raise ConfigError(

@@ -38,10 +38,18 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["MODES", "FP8_MAX", "decode", "decode_reference", "encode"]
+from ..errors import ConfigError
+
+__all__ = ["MODES", "FP8_MAX", "check_mode", "decode", "decode_reference", "encode"]
 
 MODES = ("float", "fp8")
 FP8_MAX = 448.0  # the largest finite float8_e4m3fn
+
+
+def check_mode(mode: str) -> None:
+    """Raise a :class:`~neurogate.errors.ConfigError` unless ``mode`` is one of :data:`MODES`."""
+    if mode not in MODES:
+        raise ConfigError(f"saved_membrane={mode!r} is unknown; use one of: {', '.join(MODES)}")
 
 
 def encode(h: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:

@@ -13,9 +13,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..errors import ConfigError, ValueRangeError
+from ..errors import ValueRangeError
 from ..functional import saved_membrane as _saved
-from ..functional.lif import RESETS, _resolve, lif_scan
+from ..functional.lif import _resolve, lif_scan
 
 __all__ = ["LIF", "LIFState"]
 
@@ -76,8 +76,7 @@ class LIF(nn.Module):
         saved_membrane: str = "float",
     ) -> None:
         super().__init__()
-        if saved_membrane not in _saved.MODES:
-            raise ConfigError(f"saved_membrane={saved_membrane!r} is unknown; use one of: {', '.join(_saved.MODES)}")
+        _saved.check_mode(saved_membrane)
         if tau is not None:
             if not (math.isfinite(tau) and tau > 0 and dt > 0):
                 raise ValueRangeError(f"tau={tau} and dt={dt} must be > 0")
