@@ -5,14 +5,17 @@
 
 (a) ``lif_scan(backend="triton")`` against ``backend="reference"`` for every reset and surrogate
 (``decay_input``/``detach_reset`` cycle with the surrogate id), float32, at a few shapes; prints the
-worst errors. (b) Forward and forward+backward time at ``[T, B, N] = [32, 64, 65536]`` in float32
-and float16 for neurogate's Triton engine, the plain PyTorch loop (the reference engine) and
+worst errors; ``saved_membrane="recompute"`` against the float mode (bit-equal) and the reference.
+(b) Forward and forward+backward time at ``[T, B, N] = [32, 64, 65536]`` in float32 and float16
+for neurogate's Triton engine in each ``saved_membrane`` mode (float, recompute, fp8), the plain
+PyTorch loop (the reference engine) and
 SpikingJelly's LIFNode in multi-step mode with each CUDA engine it has (``triton``, ``cupy`` or its
 compiled ``cuda`` one, ``torch``), each peer in its own subprocess so that one failure cannot stop
-the run. (c) Achieved bandwidth: the bytes the fused passes must move (forward reads x and writes
-spikes and h; backward reads the spike gradient and h and writes dx) over the time, against a
-device-to-device copy; peers are charged the same bytes, so their ratios are speed ratios. (d) A
-sweep of the engine's block size and warps. Results also go to ``$OUT/gpu_lif.json`` when ``OUT``
+the run. (c) Achieved bandwidth: the bytes each mode's fused passes must move (:func:`pass_bytes`;
+float: forward reads x and writes spikes and h, backward reads the spike gradient and h and writes
+dx) over the time, against a device-to-device copy; peers are charged the float mode's bytes. (d)
+A sweep of the float engine's block size and warps, and of the recompute engine's checkpoint
+interval and blocks in float32 and float16. Results also go to ``$OUT/gpu_lif.json`` when ``OUT``
 is set; nothing else is written.
 """
 
@@ -32,6 +35,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SURROGATES = ["atan", "fast_sigmoid", "sigmoid", "triangle", "rectangular", "erf"]
 SJ_ENGINES = ["auto", "triton", "cupy", "cuda", "torch"]  # auto: SpikingJelly chooses, as its docs use it
 SWEEP = [(256, 2), (512, 4), (1024, 4), (1024, 8), (2048, 8)]
+# (dtype, K, BLOCK, warps) for the recompute backward; its default picks K=8 and 512/4 (float32),
+# 512/2 (float16): see neurogate.cuda.lif_recompute._config.
+RECOMPUTE_SWEEP = [("fp32", 8, 256, 2), ("fp32", 8, 512, 4), ("fp32", 4, 512, 4), ("fp32", 16, 512, 4),
+                   ("fp16", 8, 256, 1), ("fp16", 8, 512, 2), ("fp16", 8, 512, 4), ("fp16", 4, 512, 2),
+                   ("fp16", 8, 1024, 4)]
+MODES = ["float", "recompute", "fp8"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,10 +80,23 @@ def time_ms(fn, grad_to_none=None) -> float:
     return statistics.median(times)
 
 
-def pass_bytes(T: int, M: int, dtype: torch.dtype) -> tuple[int, int]:
-    """Bytes the fused forward and backward must move (h is stored in float32 for half inputs)."""
+def pass_bytes(T: int, M: int, dtype: torch.dtype, mode: str = "float") -> tuple[int, int]:
+    """Bytes the fused forward and backward must move with a dense spike gradient.
+
+    ``float``: forward reads x, writes S and h; backward reads grad_S and h, writes grad_x (h is
+    float32 for half inputs). ``recompute``: h is neither written nor read; the backward reads x
+    again, and both passes move the checkpoints (4 B every K steps). ``fp8``: a 1-byte code
+    stands for h (the least an fp8 engine moves; today's is coded by torch around the kernels).
+    """
     xb = torch.empty((), dtype=dtype).element_size()
     hb = 8 if dtype == torch.float64 else 4
+    if mode == "recompute":
+        from neurogate.cuda import lif_recompute
+
+        ck = T * M * hb / lif_recompute.CHECKPOINT_EVERY
+        return int(T * M * 2 * xb + ck), int(T * M * 3 * xb + ck)
+    if mode == "fp8":
+        return T * M * (2 * xb + 1), T * M * (2 * xb + 1)
     return T * M * (2 * xb + hb), T * M * (2 * xb + hb)
 
 
@@ -184,12 +206,14 @@ def correctness_ok(row: dict) -> bool:
 
 
 # --------------------------------------------------------------------------- (b) timings
-def time_neurogate(backend: str, T: int, B: int, N: int, dtype: torch.dtype) -> dict:
+def time_neurogate(backend: str, T: int, B: int, N: int, dtype: torch.dtype, mode: str = "float") -> dict:
     from neurogate.functional import lif_scan
 
     x = torch.randn(T, B, N, device=DEVICE, dtype=dtype).add_(0.4).requires_grad_()
     g = torch.randn(T, B, N, device=DEVICE, dtype=dtype)
     kw = dict(decay=0.5, threshold=1.0, surrogate="sigmoid", alpha=4.0, backend=backend)
+    if mode != "float":
+        kw["saved_membrane"] = mode
 
     def fwd_bwd():
         lif_scan(x, **kw).backward(g)
@@ -261,27 +285,67 @@ def run_sj_peers(T: int, B: int, N: int, dtypes: list[str], deadline: float) -> 
 
 
 def run_sweep(T: int, B: int, N: int) -> list[dict]:
+    """fp32 forward+backward for block sizes and warps (float mode), then for the recompute mode's
+    checkpoint interval K and block sizes."""
     from neurogate.cuda import lif as engine
+    from neurogate.cuda import lif_recompute as rec
 
-    default = engine._config
+    default, rec_default, k_default = engine._config, rec._config, rec.CHECKPOINT_EVERY
     rows = []
     try:
         for block, warps in SWEEP:
             engine._config = lambda m, dev, b=block, w=warps: (b, w)
             try:
-                rows.append({"block": block, "warps": warps,
+                rows.append({"mode": "float", "block": block, "warps": warps,
                              **time_neurogate("triton", T, B, N, torch.float32)})
             except Exception as err:
-                rows.append({"block": block, "warps": warps, "error": str(err)[:200]})
+                rows.append({"mode": "float", "block": block, "warps": warps, "error": str(err)[:200]})
         engine._config = default
-        for prefetch in (False, True):
-            engine._PREFETCH = prefetch
-            rows.append({"block": "default", "warps": f"prefetch={prefetch}",
-                         **time_neurogate("triton", T, B, N, torch.float32)})
+        for name, k, block, warps in RECOMPUTE_SWEEP:
+            rec.CHECKPOINT_EVERY = k
+            rec._config = lambda m, dev, itemsize=4, b=block, w=warps: (b, w)
+            row = {"mode": f"recompute {name} K={k}", "block": block, "warps": warps}
+            try:
+                rows.append({**row, **time_neurogate("triton", T, B, N, DTYPES[name], "recompute")})
+            except Exception as err:
+                rows.append({**row, "error": str(err)[:200]})
     finally:
-        engine._config = default
-        engine._PREFETCH = True
+        engine._config, rec._config, rec.CHECKPOINT_EVERY = default, rec_default, k_default
     return rows
+
+
+def check_recompute(shapes: list[tuple[int, int, int]]) -> list[dict]:
+    """``saved_membrane="recompute"`` against the float mode (bit-equal expected) and the reference."""
+    from neurogate.functional import lif_scan
+    from neurogate.functional.lif import RESETS
+
+    rows = []
+    for T, B, N in shapes:
+        p = make_problem(T, B, N, seed=1)
+        for i, (reset, sg) in enumerate((r, s) for r in RESETS for s in SURROGATES):
+            kw = dict(reset=reset, surrogate=sg, decay_input=bool(i & 1), detach_reset=bool(i & 2))
+            row = {"shape": f"{T}x{B}x{N}", "mode": "recompute", **kw}
+            try:
+                outs = []
+                for backend, mode in (("triton", "recompute"), ("triton", "float"), ("reference", "float")):
+                    leaves = {k: p[k].clone().requires_grad_() for k in ("x", "v0", "decay", "threshold")}
+                    out = lif_scan(leaves["x"], decay=leaves["decay"], threshold=leaves["threshold"],
+                                   v0=leaves["v0"], backend=backend, saved_membrane=mode, **kw)
+                    (out * p["gs"]).sum().backward()
+                    outs.append([out] + [leaves[k].grad for k in ("x", "v0", "decay", "threshold")])
+                rec, flt, ref = outs
+                row["bit_equal_float"] = all(torch.equal(a, b) for a, b in zip(rec, flt))
+                row["spikes_equal_ref"] = bool(torch.equal(rec[0], ref[0]))
+                row["grad_rel"] = max(((a.double() - b.double()).abs().max() / (1 + b.double().abs().max())).item()
+                                      for a, b in zip(rec[1:], ref[1:]))
+            except Exception as err:
+                row["error"] = f"{type(err).__name__}: {err}"[:200]
+            rows.append(row)
+    return rows
+
+
+def recompute_ok(row: dict) -> bool:
+    return "error" not in row and row["bit_equal_float"] and row["spikes_equal_ref"] and row["grad_rel"] <= 1e-4
 
 
 # --------------------------------------------------------------------------- report
@@ -324,15 +388,29 @@ def main() -> int:
         print(f"    worst {label:<9}: " + "  ".join(f"{k}={v:.3g}" for k, v in worst.items()))
     for r in bad:
         print("    FAIL", {k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in r.items()})
+    rec_rows = check_recompute([(s[0], s[1], s[2]) for s in shapes if s[3]] + ([(13, 2, 300)] if ARGS.dry_run else
+                                                                                [(37, 2, 5000)]))
+    report["recompute_correctness"] = rec_rows
+    rec_bad = [r for r in rec_rows if not recompute_ok(r)]
+    print(f"    saved_membrane='recompute': {len(rec_rows) - len(rec_bad)}/{len(rec_rows)} cases bit-equal to the "
+          f"float mode, spikes equal to the reference, worst grad_rel vs reference "
+          f"{max((r.get('grad_rel', 0) for r in rec_rows if 'error' not in r), default=0):.3g}")
+    for r in rec_bad:
+        print("    FAIL", {k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in r.items()})
+    bad += rec_bad
 
     copy_bw = copy_bandwidth()
     report["copy_GBps"] = copy_bw / 1e9
+    if DEVICE.type == "cuda":  # a first timed run (clocks, allocator) measured 1.5x slow on an H100
+        time_neurogate("triton", T, B, N, torch.float32)
     timings: dict = {}
     for name in dtypes:
         dt = DTYPES[name]
-        for impl, backend in [("neurogate-triton", "triton"), ("torch-loop", "reference")]:
+        runs = [("neurogate-triton", "triton", "float"), ("ng-recompute", "triton", "recompute"),
+                ("ng-fp8", "triton", "fp8"), ("torch-loop", "reference", "float")]
+        for impl, backend, mode in runs:
             try:
-                timings[(impl, name)] = time_neurogate(backend, T, B, N, dt)
+                timings[(impl, name)] = {**time_neurogate(backend, T, B, N, dt, mode), "mode": mode}
             except Exception as err:
                 timings[(impl, name)] = {"error": f"{type(err).__name__}: {err}"[:200]}
             sync()
@@ -348,19 +426,25 @@ def main() -> int:
     report["timings"] = {f"{k[0]}/{k[1]}": v for k, v in timings.items()}
 
     print(f"\n(b,c) [T,B,N]=[{T},{B},{N}]  copy bandwidth {copy_bw / 1e9:.0f} GB/s (read+write)")
-    head = ("impl", "dtype", "fwd ms", "fwd+bwd ms", "GB/s", "of copy", "ng speedup")
-    print("{:<18}{:<6}{:>9}{:>12}{:>8}{:>9}{:>12}".format(*head))
+    print("    GB/s: each row's own minimum bytes (pass_bytes; peers charged the float mode's) over its time;")
+    print("    ng speedup: the row's time over neurogate's float mode; x SJ: SpikingJelly's fastest over the row's")
+    head = ("impl", "dtype", "fwd ms", "fwd+bwd ms", "B/elem", "GB/s", "of copy", "ng speedup", "x SJ")
+    print("{:<18}{:<6}{:>9}{:>12}{:>7}{:>8}{:>9}{:>12}{:>8}".format(*head))
     for (impl, name), res in timings.items():
         if "error" in res:
             print(f"{impl:<18}{name:<6}  unavailable: {res['error']}")
             continue
-        fb, bb = pass_bytes(T, B * N, DTYPES[name])
+        fb, bb = pass_bytes(T, B * N, DTYPES[name], res.get("mode", "float"))
         gbps = (fb + bb) / (res["fwd_bwd_ms"] * 1e-3) / 1e9
         ours = timings.get(("neurogate-triton", name), {})
         speedup = res["fwd_bwd_ms"] / ours["fwd_bwd_ms"] if "fwd_bwd_ms" in ours else float("nan")
-        res.update(GBps=gbps, copy_fraction=gbps * 1e9 / copy_bw, neurogate_speedup=speedup)
-        print(f"{impl:<18}{name:<6}{res['fwd_ms']:>9.3f}{res['fwd_bwd_ms']:>12.3f}{gbps:>8.0f}"
-              f"{gbps * 1e9 / copy_bw:>9.2f}{speedup:>11.2f}x  {res.get('note', '')}")
+        sj = min((r["fwd_bwd_ms"] for (i, n), r in timings.items()
+                  if i.startswith("sj-") and n == name and "fwd_bwd_ms" in r), default=float("nan"))
+        res.update(GBps=gbps, copy_fraction=gbps * 1e9 / copy_bw, neurogate_speedup=speedup,
+                   sj_over_this=sj / res["fwd_bwd_ms"])
+        print(f"{impl:<18}{name:<6}{res['fwd_ms']:>9.3f}{res['fwd_bwd_ms']:>12.3f}{(fb + bb) / (T * B * N):>7.1f}"
+              f"{gbps:>8.0f}{gbps * 1e9 / copy_bw:>9.2f}{speedup:>11.2f}x{sj / res['fwd_bwd_ms']:>7.2f}x"
+              f"  {res.get('note', '')}")
     ours = timings.get(("neurogate-triton", dtypes[0]), {})
     if "fwd_ms" in ours:
         fb, _ = pass_bytes(T, B * N, DTYPES[dtypes[0]])
@@ -368,10 +452,11 @@ def main() -> int:
 
     if not ARGS.no_sweep and DEVICE.type == "cuda":
         report["sweep"] = run_sweep(T, B, N)
-        print("\n(d) block sweep, fp32 fwd+bwd ms (default picks 1024/4 at this size)")
+        print("\n(d) sweep, fwd+bwd ms (float, fp32: default 1024/4 at this size; recompute: default "
+              "K=8, 512/4 for fp32, 512/2 for fp16)")
         for r in report["sweep"]:
             res = r["error"] if "error" in r else f"fwd {r['fwd_ms']:.3f}  fwd+bwd {r['fwd_bwd_ms']:.3f}"
-            print(f"    BLOCK={r['block']:<5} warps={r['warps']}  {res}")
+            print(f"    {r['mode']:<19} BLOCK={r['block']:<5} warps={r['warps']}  {res}")
     print(f"\ntotal {time.perf_counter() - t_start:.0f} s")
     if os.environ.get("OUT"):
         Path(os.environ["OUT"], "gpu_lif.json").write_text(json.dumps(report, indent=1, default=str))

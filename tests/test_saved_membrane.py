@@ -175,21 +175,22 @@ def test_return_state_keeps_the_float_trace():
     assert torch.equal(g8, gf)
 
 
-def test_errors():
+@pytest.mark.parametrize("mode", ["fp8", "recompute"])
+def test_errors(mode):
     x = torch.rand(5, 2, 3, requires_grad=True)
-    with pytest.raises(ConfigError, match="saved_membrane='int8' is unknown; use one of: float, fp8"):
+    with pytest.raises(ConfigError, match="saved_membrane='int8' is unknown; use one of: float, fp8, recompute"):
         lif_scan(x, decay=0.9, saved_membrane="int8")
     with pytest.raises(ConfigError, match="saved_membrane='half' is unknown"):
         ng.LIF(saved_membrane="half")
-    with pytest.raises(ConfigError, match="needs a fused engine"):
-        lif_scan(x, decay=0.9, saved_membrane="fp8", backend="reference")
+    with pytest.raises(ConfigError, match=f"saved_membrane='{mode}' needs a fused engine"):
+        lif_scan(x, decay=0.9, saved_membrane=mode, backend="reference")
 
     class Mode(torch.overrides.TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             return func(*args, **(kwargs or {}))
 
-    with Mode(), pytest.raises(ConfigError, match="eager mode only"):
-        lif_scan(x, decay=0.9, saved_membrane="fp8")
+    with Mode(), pytest.raises(ConfigError, match=f"saved_membrane='{mode}' runs in eager mode only"):
+        lif_scan(x, decay=0.9, saved_membrane=mode)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from neurogate import surrogate as ng_surrogate
 from neurogate.errors import ValueRangeError
 from neurogate.functional import lif as L
 
@@ -32,6 +33,7 @@ needs_engine = pytest.mark.skipif(
     not IN_PROCESS, reason="runs under TRITON_INTERPRET=1 or on a GPU (see test_in_interpreter_subprocess)"
 )
 SURROGATES = ["atan", "fast_sigmoid", "sigmoid", "triangle", "rectangular", "erf"]
+SURROGATE_IDS = {name: sg.id for name, sg in ng_surrogate.SURROGATES.items()}
 
 
 @pytest.mark.skipif(IN_PROCESS or not _HAS_TRITON, reason="the tests run in this process")
@@ -237,3 +239,152 @@ def test_fp8_saved_membrane_matches_the_cpu_engine() -> None:
     assert torch.equal(grads[0][0], grads[1][0])
     for a, b in zip(grads[0][1:], grads[1][1:]):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- saved_membrane="recompute"
+def _run_recompute(p: dict, loss: str = "spikes", **kw) -> list[torch.Tensor]:
+    """``[spikes, dx, dv0, ddecay, dthreshold]`` without return_state (the fused recompute path)."""
+    leaves = {k: p[k].clone().requires_grad_() for k in ("x", "decay", "threshold", "v0")}
+    s = L.lif_scan(leaves["x"], decay=leaves["decay"], threshold=leaves["threshold"], v0=leaves["v0"], **kw)
+    (s * p["gs"]).sum().backward() if loss == "dense" else s.sum().backward()
+    return [s] + [leaves[k].grad for k in ("x", "v0", "decay", "threshold")]
+
+
+@needs_engine
+@pytest.mark.parametrize(
+    "reset,surrogate,decay_input,detach_reset",
+    [(r, s, bool(i & 1), bool(i & 2)) for i, (r, s) in enumerate(itertools.product(L.RESETS, SURROGATES))],
+)
+def test_recompute_equals_the_float_mode_and_the_reference(reset, surrogate, decay_input, detach_reset) -> None:
+    # T = 13: one full block of 8 steps and a partial one, whose extra steps must change nothing.
+    p = _problem(T=13, B=3, N=7, seed=7)
+    kw = dict(reset=reset, surrogate=surrogate, decay_input=decay_input, detach_reset=detach_reset)
+    rec = _run_recompute(p, "dense", backend="triton", saved_membrane="recompute", **kw)
+    flt = _run_recompute(p, "dense", backend="triton", **kw)
+    ref = _run_recompute(p, "dense", backend="reference", **kw)
+    assert torch.equal(rec[0], ref[0])
+    for a, b in zip(rec, flt):
+        assert torch.equal(a, b)  # bit-identical recomputed membrane
+    for a, r in zip(rec[1:], ref[1:]):
+        torch.testing.assert_close(a, r, rtol=1e-4, atol=1e-5 * (1 + r.abs().max().item()))
+
+
+@needs_engine
+@pytest.mark.parametrize("every,T", [(1, 3), (2, 5), (4, 4), (16, 5), (8, 1)])
+def test_recompute_any_checkpoint_interval(every: int, T: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from neurogate.cuda import lif_recompute
+
+    monkeypatch.setattr(lif_recompute, "CHECKPOINT_EVERY", every)
+    p = _problem(T=T, B=2, N=5, seed=8)
+    rec = _run_recompute(p, "dense", backend="triton", saved_membrane="recompute", reset="zero")
+    flt = _run_recompute(p, "dense", backend="triton", reset="zero")
+    for a, b in zip(rec, flt):
+        assert torch.equal(a, b)
+
+
+@needs_engine
+def test_recompute_stride0_gradient_strided_input_and_scalar_params() -> None:
+    p = _problem(T=10, B=1, N=600, seed=9)
+    outs = []
+    for mode in ("float", "recompute"):
+        base = p["x"].clone().requires_grad_()
+        s = L.lif_scan(base[..., ::2], decay=0.8, threshold=0.7, backend="triton", decay_input=True,
+                       saved_membrane=mode)
+        s.sum().backward()
+        outs.append([s, base.grad])
+    for a, b in zip(*outs):
+        assert torch.equal(a, b)
+
+
+@needs_engine
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float64])
+def test_recompute_half_and_double(dtype: torch.dtype) -> None:
+    p = _problem(T=9, B=2, N=6, dtype=dtype, seed=10)
+    rec = _run_recompute(p, "dense", backend="triton", saved_membrane="recompute")
+    flt = _run_recompute(p, "dense", backend="triton")
+    for a, b in zip(rec, flt):
+        assert a.dtype == dtype and torch.equal(a, b)
+
+
+
+# --------------------------------------------------------------------------- saved_membrane="fp8", fused
+if IN_PROCESS:
+    import triton
+    import triton.language as tl
+
+    from neurogate.cuda import fp8 as cuda_fp8
+
+    @triton.jit
+    def _fp8_roundtrip(u_ptr, th_ptr, c_ptr, h_ptr, N, BLOCK: tl.constexpr):
+        o = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        m = o < N
+        c = cuda_fp8.encode(tl.load(u_ptr + o, mask=m, other=0.0))
+        tl.store(c_ptr + o, c, mask=m)
+        tl.store(h_ptr + o, cuda_fp8.decode(c, tl.load(th_ptr + o, mask=m, other=0.0)), mask=m)
+
+@needs_engine
+def test_fp8_code_and_decode_helpers_equal_the_torch_reference() -> None:
+    # Every e4m3 value, every midpoint between two (ties round to even), a dense log sweep from
+    # 1e-12 to 1e3 (subnormals, saturation), signed zeros, NaN, and thresholds of 0, -0 and 1e-30
+    # (where "just below the threshold" is a subnormal).
+    import triton
+
+    from neurogate.functional.saved_membrane import decode_reference, encode
+
+    g = torch.Generator().manual_seed(0)
+    table = torch.arange(256, dtype=torch.uint8).view(torch.float8_e4m3fn).float()
+    table = table[torch.isfinite(table)].unique()
+    mids = (table[1:] + table[:-1]) / 2
+    sweep = torch.logspace(-12, 3, 4000, dtype=torch.float64).float()
+    special = torch.tensor([0.0, -0.0, 448.0, 449.0, 464.0, 465.0, 1e30, -1e30, float("nan")])
+    u = torch.cat([table, mids, -mids, sweep, -sweep, special, 3 * torch.randn(2000, generator=g)])
+    th = torch.rand(u.numel(), generator=g) * 4 - 2
+    th[:50], th[50:100], th[100:150] = 0.0, -0.0, 1e-30
+    n = u.numel()
+    code, h = torch.empty(n, dtype=torch.uint8, device=DEVICE), torch.empty(n, device=DEVICE)
+    _fp8_roundtrip[(triton.cdiv(n, 1024),)](u.to(DEVICE), th.to(DEVICE), code, h, n, BLOCK=1024)
+    code, h = code.cpu(), h.cpu()
+    assert torch.equal(code, encode(u.clone(), torch.zeros(())).view(torch.uint8))
+    expect = decode_reference(code.view(torch.float8_e4m3fn), th, torch.empty(n))
+    assert torch.equal(h.isnan(), expect.isnan()) and torch.equal(h.nan_to_num(), expect.nan_to_num())
+
+
+@needs_engine
+@pytest.mark.parametrize("reset,surrogate", [("subtract", "atan"), ("zero", "sigmoid"), ("none", "triangle")])
+def test_fp8_fused_in_the_kernels_equals_torch_coding(reset: str, surrogate: str) -> None:
+    # The forward kernel writes the code that saved_membrane.encode makes from the float trace,
+    # and the backward kernel decoding it equals the float backward run on decode_reference's h.
+    from neurogate.cuda import lif as engine
+    from neurogate.functional.saved_membrane import decode_reference, encode
+
+    p = _problem(T=12, B=3, N=30, seed=12)
+    T, M = 12, 90
+    x, v0, gs = p["x"].reshape(T, M), p["v0"].reshape(M), p["gs"].reshape(T, M)
+    d, th = p["decay"].repeat(3), p["threshold"].repeat(3)
+    rid, sid = L.RESETS[reset], SURROGATE_IDS[surrogate]
+    s_f, v_f, h, _ = engine.forward(x, v0, d, th, reset=rid, decay_input=False, store_trace=True)
+    s_c, v_c, code, _ = engine.forward(x, v0, d, th, reset=rid, decay_input=False, store_trace=True, fp8_code=True)
+    assert code.dtype == torch.float8_e4m3fn and code.shape == (T, M)
+    assert torch.equal(s_c, s_f) and torch.equal(v_c, v_f)
+    assert torch.equal(code.view(torch.uint8), encode(h.clone(), th).view(torch.uint8))
+    kw = dict(alpha=2.0, reset=rid, surrogate=sid, decay_input=False, detach_reset=False)
+    fused = engine.backward(gs, None, None, code, None, v0, d, th, **kw)
+    torch_coded = engine.backward(gs, None, None, decode_reference(code, th, torch.empty(T, M, device=DEVICE)),
+                                  None, v0, d, th, **kw)
+    for a, b in zip(fused, torch_coded):
+        assert torch.equal(a, b)
+
+
+@needs_engine
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float64])
+def test_fp8_half_fused_double_torch_coded(dtype: torch.dtype) -> None:
+    # float16 integrates in float32: coded in the kernel; float64 state is coded by torch.
+    p = _problem(T=7, B=2, N=9, dtype=dtype, seed=13)
+    grads = []
+    for mode in ("fp8", "float"):
+        x = p["x"].clone().requires_grad_()
+        s = L.lif_scan(x, decay=p["decay"], threshold=p["threshold"], backend="triton", saved_membrane=mode)
+        grads.append((s, torch.autograd.grad((s * p["gs"]).sum(), x)[0]))
+    assert torch.equal(grads[0][0], grads[1][0])
+    a, b = grads[0][1].double(), grads[1][1].double()
+    assert float((a - b).norm() / b.norm()) < 0.1  # approximate surrogate factors, exact spikes

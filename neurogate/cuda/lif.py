@@ -11,6 +11,11 @@ written once per pass, so both passes are bound by memory bandwidth. The reset m
 ``decay_input``, ``detach_reset``, ``store_trace`` and the presence of optional gradients are
 ``tl.constexpr``: each combination compiles its own branch-free kernel.
 
+What the forward keeps for the backward (``saved_membrane``, :mod:`..functional.saved_membrane`):
+the float membrane ``h``; or its 1-byte fp8 code, written by the forward kernel and decoded on
+load by the backward kernel (:mod:`.fp8`, ``FP8``); or, for ``"recompute"``, only checkpoints of the
+membrane every ``CKPT`` steps, from which :mod:`.lif_recompute`'s backward kernel recomputes ``h``.
+
 Precision: the state dtype (membrane, ``h``, the arithmetic) is float32 for float16/bfloat16/float32
 inputs and float64 for float64 inputs; half inputs are converted on load and spikes are stored in
 the input dtype. Kernels are compiled with ``enable_fp_fusion=False``: otherwise the GPU compiler
@@ -37,6 +42,7 @@ import triton.language as tl
 
 from ..surrogate import surrogate_constants
 from ..errors import ConfigError
+from . import fp8
 
 __all__ = ["backward", "forward"]
 
@@ -80,9 +86,11 @@ def _surrogate(u, k0, k1, SURROGATE: tl.constexpr):
 def _forward_kernel(
     x_ptr, v0_ptr, decay_ptr, thr_ptr,  # x: [T, M] input dtype; the rest: [M] state dtype
     s_ptr, vT_ptr, h_ptr, bad_ptr,  # spikes [T, M], v_final [M], h [T, M] or unused, [grid] int64
+    ck_ptr,  # checkpoints [cdiv(T, CKPT), M]: v_{cK-1} (v0 for c = 0) entering each block of CKPT steps
     T, M, stride_xt, s_v0, s_d, s_th,  # s_*: 0 for a broadcast scalar, 1 for per-neuron values
     RESET: tl.constexpr, DECAY_INPUT: tl.constexpr, STORE_TRACE: tl.constexpr, BLOCK: tl.constexpr,
-    PREFETCH: tl.constexpr,
+    PREFETCH: tl.constexpr, CKPT: tl.constexpr,  # CKPT: 0 for none
+    FP8: tl.constexpr,  # store h as the 1-byte code of h - threshold (.fp8), h_ptr being uint8
 ):
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -96,6 +104,8 @@ def _forward_kernel(
     o_off = offs
     x_next = tl.load(x_ptr + x_off, mask=mask, other=0.0)
     for t in range(T):
+        if CKPT > 0:  # a masked-off store moves no bytes: written once every CKPT steps
+            tl.store(ck_ptr + tl.cast(t // CKPT, tl.int64) * M + offs, v, mask=mask & (t % CKPT == 0))
         if PREFETCH:  # issue step t+1's load before step t's stores: two loads in flight
             xv = x_next.to(v.dtype)
             # (the last step re-reads its own row rather than run past the end)
@@ -109,13 +119,26 @@ def _forward_kernel(
         s = (h >= th).to(v.dtype)  # H(0) = 1
         tl.store(s_ptr + o_off, s.to(s_ptr.dtype.element_ty), mask=mask)
         if STORE_TRACE:
-            tl.store(h_ptr + o_off, h, mask=mask)
+            if FP8:
+                tl.store(h_ptr + o_off, fp8.encode(h - th), mask=mask)
+            else:
+                tl.store(h_ptr + o_off, h, mask=mask)
         n_bad += ((xv != xv) | (tl.abs(xv) == float("inf"))).to(tl.int32)  # NaN or inf
         v = _post_reset(h, s, th, RESET)
         x_off += stride_xt
         o_off += M
     tl.store(vT_ptr + offs, v.to(vT_ptr.dtype.element_ty), mask=mask)
     tl.store(bad_ptr + pid, tl.sum(n_bad.to(tl.int64), axis=0))
+
+
+@triton.jit
+def _load_h(ptrs, mask, th, FP8: tl.constexpr):
+    """A row of the saved membrane: floats, or fp8 codes decoded to :math:`\\hat h` (.fp8)."""
+    if FP8:
+        h = fp8.decode(tl.load(ptrs, mask=mask, other=0), th)
+    else:
+        h = tl.load(ptrs, mask=mask, other=0.0)
+    return h
 
 
 @triton.jit
@@ -167,6 +190,7 @@ def _backward_kernel(
     T, M, s_gs_t, s_gs_m, s_gvT, s_gh_t, s_gh_m, s_x_t, s_x_m, s_v0, s_d, s_th,
     RESET: tl.constexpr, SURROGATE: tl.constexpr, DECAY_INPUT: tl.constexpr,
     DETACH_RESET: tl.constexpr, HAS_GVT: tl.constexpr, HAS_GH: tl.constexpr, BLOCK: tl.constexpr,
+    FP8: tl.constexpr,  # h_ptr holds fp8 codes (uint8), decoded on load
 ):
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -190,9 +214,9 @@ def _backward_kernel(
     x_off = offs * s_x_m + row * s_x_t
     xv = d  # placeholders for _backward_step's unused arguments (dead code once specialised)
     g_h = d
-    ht = tl.load(h_ptr + o_off, mask=mask, other=0.0)
+    ht = _load_h(h_ptr + o_off, mask, th, FP8)
     for _ in range(last):  # t = T-1 .. 1; step 0 is peeled below because v_{-1} is v0
-        hp = tl.load(h_ptr + o_off - M, mask=mask, other=0.0)
+        hp = _load_h(h_ptr + o_off - M, mask, th, FP8)
         vp = _post_reset(hp, (hp >= th).to(hp.dtype), th, RESET)
         g_s = tl.load(gs_ptr + gs_off, mask=mask, other=0.0).to(d.dtype)
         if HAS_GH:
@@ -245,6 +269,7 @@ def _kernel_out_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 _PREFETCH = True  # benchmarks/gpu_lif.py's sweep times both
+FUSED_FP8 = True  # forward(fp8_code=True) and backward on its codes (float32 state): see .fp8
 
 
 @lru_cache(maxsize=None)
@@ -292,8 +317,18 @@ def forward(
     reset: int,
     decay_input: bool,
     store_trace: bool,
+    checkpoint_every: int = 0,
+    fp8_code: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """Fused forward pass on flat ``[T, M]`` tensors; returns ``(spikes, v_final, h, n_bad)``."""
+    """Fused forward pass on flat ``[T, M]`` tensors; returns ``(spikes, v_final, h, n_bad)``.
+
+    With ``fp8_code`` (float32 state only: see :data:`FUSED_FP8`), ``h`` is the
+    ``float8_e4m3fn`` code of ``h - threshold`` (:mod:`.fp8`), written by the kernel.
+
+    With ``checkpoint_every = K > 0`` (and ``store_trace`` False), ``h`` is replaced by the
+    ``[cdiv(T, K), M]`` checkpoints of :mod:`.lif_recompute`: the post-reset membrane entering
+    steps ``0, K, 2K, ...`` (row 0 is ``v0``).
+    """
     _check_device(x)
     cdt = _state_dtype(x.dtype)
     T, M = x.shape
@@ -302,19 +337,24 @@ def forward(
     v0, decay, threshold = (_flat(t, cdt, M) for t in (v0, decay, threshold))
     spikes = torch.empty((T, M), dtype=x.dtype, device=dev)
     v_final = torch.empty(M, dtype=_kernel_out_dtype(x.dtype), device=dev)
-    h = torch.empty((T if store_trace else 0, M), dtype=cdt, device=dev)
+    if fp8_code and cdt != torch.float32:
+        raise ConfigError(f"the Triton engine codes float32 membranes in fp8; the state here is {cdt}")
+    h = torch.empty((T if store_trace else 0, M), dtype=torch.uint8 if fp8_code else cdt, device=dev)
+    ckpt = torch.empty((triton.cdiv(T, checkpoint_every) if checkpoint_every else 0, M), dtype=cdt, device=dev)
+    out = ckpt if checkpoint_every else (h.view(torch.float8_e4m3fn) if fp8_code else h)
     if T == 0 or M == 0:
-        return spikes, v0.to(x.dtype).clone(memory_format=torch.contiguous_format), h, 0
+        return spikes, v0.to(x.dtype).clone(memory_format=torch.contiguous_format), out, 0
     block, warps = _config(M, dev)
     grid = (triton.cdiv(M, block),)
     bad = torch.empty(grid[0], dtype=torch.int64, device=dev)
     _forward_kernel[grid](
-        x, v0, decay, threshold, spikes, v_final, h, bad, T, M, x.stride(0),
+        x, v0, decay, threshold, spikes, v_final, h, bad, ckpt, T, M, x.stride(0),
         v0.stride(0), decay.stride(0), threshold.stride(0),
         RESET=reset, DECAY_INPUT=bool(decay_input), STORE_TRACE=bool(store_trace), BLOCK=block,
-        PREFETCH=_PREFETCH, num_warps=warps, enable_fp_fusion=False,
+        PREFETCH=_PREFETCH, CKPT=int(checkpoint_every), FP8=bool(fp8_code), num_warps=warps,
+        enable_fp_fusion=False,
     )
-    return spikes, v_final.to(x.dtype), h, bad  # bad: per-program counts, read only if checked
+    return spikes, v_final.to(x.dtype), out, bad  # bad: per-program counts, read only if checked
 
 
 def _flat(t: torch.Tensor, dtype: torch.dtype, M: int) -> torch.Tensor:
@@ -330,6 +370,20 @@ def _flat(t: torch.Tensor, dtype: torch.dtype, M: int) -> torch.Tensor:
 def _as_2d(g: torch.Tensor, T: int, M: int) -> torch.Tensor:
     # reshape keeps a view (strides and all) whenever one exists, so stride-0 expands stay free.
     return g if g.dim() == 2 else g.reshape(T, M)
+
+
+def _no_work_grads(T: int, M: int, grad_vT, out_dtype: torch.dtype, dev: torch.device) -> tuple:
+    """The backward's result when ``T`` or ``M`` is 0 (no kernel launch)."""
+    zeros = torch.zeros(M, dtype=out_dtype, device=dev)
+    gv0 = zeros if grad_vT is None else grad_vT.reshape(M).to(out_dtype, copy=True)
+    return torch.empty((T, M), dtype=out_dtype, device=dev), gv0, zeros.clone(), zeros.clone()
+
+
+def _grad_buffers(T: int, M: int, out_dtype: torch.dtype, dev: torch.device) -> tuple[torch.Tensor, ...]:
+    """``(grad_x [T, M], grad_v0, grad_decay, grad_threshold [M])`` for a backward kernel to fill."""
+    kdt = _kernel_out_dtype(out_dtype)
+    return (torch.empty((T, M), dtype=kdt, device=dev),) + tuple(
+        torch.empty(M, dtype=kdt, device=dev) for _ in range(3))
 
 
 def backward(
@@ -351,17 +405,15 @@ def backward(
     """Fused backward pass; returns ``(grad_x, grad_v0, grad_decay, grad_threshold)``."""
     _check_device(h)
     out_dtype = v0.dtype
-    cdt = h.dtype
+    code = h.dtype == torch.float8_e4m3fn  # the forward's fp8 codes: decoded in the kernel
+    cdt = torch.float32 if code else h.dtype
+    h = h.view(torch.uint8) if code else h
     T, M = h.shape
     dev = h.device
     v0, decay, threshold = (_flat(t, cdt, M) for t in (v0, decay, threshold))
     if T == 0 or M == 0:
-        zeros = torch.zeros(M, dtype=out_dtype, device=dev)
-        gv0 = zeros if grad_vT is None else grad_vT.reshape(M).to(out_dtype, copy=True)
-        return torch.empty((T, M), dtype=out_dtype, device=dev), gv0, zeros.clone(), zeros.clone()
-    kdt = _kernel_out_dtype(out_dtype)
-    gx = torch.empty((T, M), dtype=kdt, device=dev)
-    gv0, gd, gth = (torch.empty(M, dtype=kdt, device=dev) for _ in range(3))
+        return _no_work_grads(T, M, grad_vT, out_dtype, dev)
+    gx, gv0, gd, gth = _grad_buffers(T, M, out_dtype, dev)
     gs = _as_2d(grad_s, T, M)
     has_gvT = grad_vT is not None
     gvT = grad_vT.reshape(M) if has_gvT else h
@@ -376,7 +428,7 @@ def backward(
         gh.stride(0), gh.stride(1), xs.stride(0), xs.stride(1),
         v0.stride(0), decay.stride(0), threshold.stride(0),
         RESET=reset, SURROGATE=surrogate, DECAY_INPUT=bool(decay_input),
-        DETACH_RESET=bool(detach_reset), HAS_GVT=has_gvT, HAS_GH=has_gh, BLOCK=block,
+        DETACH_RESET=bool(detach_reset), HAS_GVT=has_gvT, HAS_GH=has_gh, BLOCK=block, FP8=code,
         num_warps=warps, enable_fp_fusion=False,
     )
     return tuple(g.to(out_dtype) for g in (gx, gv0, gd, gth))  # no copies unless kdt differs

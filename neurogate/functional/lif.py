@@ -316,9 +316,11 @@ def lif_scan(
         backend: ``None`` (by device), ``"reference"``, ``"cpu"`` or ``"triton"``.
         return_state: also return ``v_final`` (``[B, ...]``) and ``v_trace`` (``[T, B, ...]``).
         saved_membrane: what a fused engine keeps for the backward pass: ``"float"`` (exact, 4 B
-            per element in float32) or ``"fp8"`` (a 1-byte code of :math:`h_t - \vartheta`:
-            exact spikes, approximate surrogate gradients, 4x less memory; eager mode only;
-            :mod:`neurogate.functional.saved_membrane`). With ``return_state`` the float trace is
+            per element in float32), ``"fp8"`` (a 1-byte code of :math:`h_t - \vartheta`:
+            exact spikes, approximate surrogate gradients, 4x less memory) or ``"recompute"``
+            (exact: keeps ``x`` and recomputes the membrane in the backward; fewer bytes moved on
+            a GPU, see :mod:`neurogate.cuda.lif_recompute`). Both are eager mode only
+            (:mod:`neurogate.functional.saved_membrane`). With ``return_state`` the float trace is
             returned and kept.
 
     Returns:
@@ -347,11 +349,12 @@ def lif_scan(
             ) from None
     engine = _pick_backend(backend, x)
     _saved.check_mode(saved_membrane)
-    fp8 = saved_membrane == "fp8" and not return_state
-    if fp8 and engine == "reference":
+    # With return_state the float trace exists anyway: it is returned, and kept.
+    saved = "float" if return_state else saved_membrane
+    if saved != "float" and engine == "reference":
         raise ConfigError(
-            "saved_membrane='fp8' needs a fused engine (backend 'cpu' or 'triton'): the reference "
-            "engine is differentiated by autograd, which keeps its own float tensors"
+            f"saved_membrane={saved!r} needs a fused engine (backend 'cpu' or 'triton'): the "
+            "reference engine is differentiated by autograd, which keeps its own float tensors"
         )
 
     if engine == "reference":
@@ -372,9 +375,9 @@ def lif_scan(
             thr_t,
             p,
             state_shape=state_shape,
-            store_trace=return_state or needs_grad,
+            store_trace=return_state or (needs_grad and saved != "recompute"),
             backend=engine,
-            fp8=fp8 and needs_grad,
+            saved=saved if needs_grad else "float",
         )
         spikes = spikes.view(x.shape)
         if return_state:

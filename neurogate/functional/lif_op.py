@@ -47,32 +47,49 @@ from . import saved_membrane
 __all__ = ["lif_scan_op"]
 
 _ENGINES = {"cpu": "neurogate.cpu.lif", "triton": "neurogate.cuda.lif"}
+# Engines with a fused recompute path (saved_membrane="recompute"); the others run their forward
+# again in the backward to get h.
+_RECOMPUTE = {"triton": "neurogate.cuda.lif_recompute"}
 _LOADED: dict[str, object] = {}
 
 
-def _engine(name: str):
-    mod = _LOADED.get(name)
+def _engine(name: str, table: dict[str, str] = _ENGINES):
+    mod = _LOADED.get(table[name])
     if mod is None:
-        mod = _LOADED[name] = importlib.import_module(_ENGINES[name])
+        mod = _LOADED[table[name]] = importlib.import_module(table[name])
     return mod
+
+
+def _recompute(name: str):
+    return _engine(name, _RECOMPUTE)
+
+
+def _fused_fp8(name: str, dtype: torch.dtype) -> bool:
+    """Whether engine ``name`` codes (and decodes) the fp8 saved membrane inside its kernels."""
+    return _state_dtype(dtype) == torch.float32 and getattr(_engine(name), "FUSED_FP8", False)
 
 
 def _state_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
-def _forward(x, v0, decay, threshold, reset, decay_input, store_trace, backend):
+def _forward(x, v0, decay, threshold, reset, decay_input, store_trace, backend, **kw):
     """The engine's forward pass, raising on non-finite input (shared by both paths)."""
     spikes, v_final, h, bad = _engine(backend).forward(
-        x, v0, decay, threshold, reset=reset, decay_input=decay_input, store_trace=store_trace,
+        x, v0, decay, threshold, reset=reset, decay_input=decay_input, store_trace=store_trace, **kw,
     )
-    if _check_finite(x.device):
+    _raise_if_bad(bad, x.device)
+    return spikes, v_final, h
+
+
+def _raise_if_bad(bad, device: torch.device) -> None:
+    """Raise on the engine's count of non-finite inputs, when :func:`_check_finite` says to read it."""
+    if _check_finite(device):
         n_bad = bad if isinstance(bad, int) else int(bad.sum())
         if n_bad:
             raise ValueRangeError(
                 f"x contains {n_bad} NaN or inf value(s); check the layer that produced it"
             )
-    return spikes, v_final, h
 
 
 @torch.library.custom_op("neurogate::lif_scan", mutates_args=())
@@ -191,18 +208,31 @@ class _EagerLIFScan(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, v0, decay, threshold, p, store_trace, backend, state_shape, fp8):  # type: ignore[override]
+    def forward(ctx, x, v0, decay, threshold, p, store_trace, backend, state_shape, saved):  # type: ignore[override]
         m = x.shape[1]
         thr = _flat(threshold, state_shape, m, backend)
-        spikes, v_final, h = _forward(
-            x, v0, _flat(decay, state_shape, m, backend), thr, p.reset, p.decay_input, store_trace, backend,
-        )
-        if fp8:  # keep a 1-byte code of h - threshold; h itself (a scratch then) is not returned
-            saved, h = saved_membrane.encode(h, thr), h.new_empty((0, m))
+        dec = _flat(decay, state_shape, m, backend)
+        every, fused_fp8 = 0, saved == "fp8" and _fused_fp8(backend, x.dtype)
+        if saved == "recompute" and backend in _RECOMPUTE:  # a fused engine keeps checkpoints
+            every = _recompute(backend).CHECKPOINT_EVERY
+            spikes, v_final, kept, bad = _recompute(backend).forward(
+                x, v0, dec, thr, reset=p.reset, decay_input=p.decay_input, checkpoint_every=every,
+            )
+            _raise_if_bad(bad, x.device)
+            h = x.new_empty((0, m), dtype=_state_dtype(x.dtype))
+        elif fused_fp8:  # the kernel writes the 1-byte code of h - threshold
+            spikes, v_final, kept = _forward(x, v0, dec, thr, p.reset, p.decay_input, True, backend, fp8_code=True)
+            h = x.new_empty((0, m), dtype=torch.float32)
         else:
-            saved = h
-        ctx.save_for_backward(saved, x if p.decay_input else None, v0, decay, threshold)
-        ctx.p, ctx.backend, ctx.state_shape, ctx.fp8 = p, backend, state_shape, fp8
+            spikes, v_final, h = _forward(x, v0, dec, thr, p.reset, p.decay_input, store_trace, backend)
+            kept = h
+            if saved == "fp8":  # code h - threshold in torch; h (a scratch then) is not returned
+                kept, h = saved_membrane.encode(h, thr), h.new_empty((0, m))
+            elif saved == "recompute":  # keep x only: the backward runs this forward again
+                kept = None
+        ctx.save_for_backward(kept, x if p.decay_input or saved == "recompute" else None, v0, decay, threshold)
+        ctx.p, ctx.backend, ctx.state_shape, ctx.saved, ctx.every = p, backend, state_shape, saved, every
+        ctx.fused_fp8 = fused_fp8
         ctx.set_materialize_grads(False)
         return spikes, v_final, h
 
@@ -211,29 +241,46 @@ class _EagerLIFScan(torch.autograd.Function):
     def backward(ctx, grad_s, grad_vT, grad_h):  # type: ignore[override]
         h, x, v0, decay, threshold = ctx.saved_tensors
         p, shape = ctx.p, ctx.state_shape
-        m = h.shape[1]
-        if ctx.fp8:  # the exact backward, run on the decoded membrane (saved_membrane's docstring)
+        m = x.shape[1] if h is None else h.shape[1]
+        dec, thr = _flat(decay, shape, m, ctx.backend), _flat(threshold, shape, m, ctx.backend)
+        if ctx.saved == "recompute" and h is not None:  # fused: the engine recomputes h per block
+            if grad_s is None:
+                grad_s = v0.new_zeros(()).expand(x.shape)
+            gx, gv0, gd, gth = _recompute(ctx.backend).backward(
+                grad_s, grad_vT, x, h, v0, dec, thr, alpha=p.alpha, reset=p.reset, surrogate=p.surrogate,
+                decay_input=p.decay_input, detach_reset=p.detach_reset, checkpoint_every=ctx.every,
+            )
+            return _grads(ctx, gx, gv0, gd, gth)
+        if ctx.saved == "recompute":  # any other engine: run its forward again for h
+            _, _, h = _forward(x, v0, dec, thr, p.reset, p.decay_input, True, ctx.backend)
+        if ctx.saved == "fp8" and not ctx.fused_fp8:  # (fused: the engine decodes the codes itself)
+            # the exact backward, run on the decoded membrane (saved_membrane's docstring)
             dtype = _state_dtype(threshold.dtype)
             out = buffers.empty(tuple(h.shape), dtype) if h.device.type == "cpu" else torch.empty(
                 h.shape, dtype=dtype, device=h.device)
-            h = saved_membrane.decode(h, _flat(threshold, shape, m, ctx.backend).to(dtype), out)
+            h = saved_membrane.decode(h, thr.to(dtype), out)
         extra = {"reduce_params": True} if ctx.backend == "cpu" else {}
         if grad_s is None and ctx.backend != "cpu":
             grad_s = v0.new_zeros(()).expand(h.shape)
         gx, gv0, gd, gth = _engine(ctx.backend).backward(
-            grad_s, grad_vT, grad_h, h, x, v0, _flat(decay, shape, m, ctx.backend),
-            _flat(threshold, shape, m, ctx.backend),
+            grad_s, grad_vT, grad_h, h, x if p.decay_input else None, v0, dec, thr,
             alpha=p.alpha, reset=p.reset, surrogate=p.surrogate, decay_input=p.decay_input,
             detach_reset=p.detach_reset, **extra,
         )
-        need = ctx.needs_input_grad
-        return (
-            gx if need[0] else None,
-            gv0 if need[1] else None,
-            _param_grad(gd, decay, shape) if need[2] else None,
-            _param_grad(gth, threshold, shape) if need[3] else None,
-            None, None, None, None, None,
-        )
+        return _grads(ctx, gx, gv0, gd, gth)
+
+
+def _grads(ctx, gx, gv0, gd, gth) -> tuple:
+    """:meth:`_EagerLIFScan.backward`'s return: the engine's gradients for the inputs that need one."""
+    need, shape = ctx.needs_input_grad, ctx.state_shape
+    decay, threshold = ctx.saved_tensors[3:5]
+    return (
+        gx if need[0] else None,
+        gv0 if need[1] else None,
+        _param_grad(gd, decay, shape) if need[2] else None,
+        _param_grad(gth, threshold, shape) if need[3] else None,
+        None, None, None, None, None,
+    )
 
 
 def _plain_eager(*tensors: torch.Tensor) -> bool:
@@ -248,20 +295,22 @@ def _plain_eager(*tensors: torch.Tensor) -> bool:
     return all(type(t) is torch.Tensor for t in tensors)
 
 
-def lif_scan_op(x, v0, decay, threshold, p, *, state_shape, store_trace: bool, backend: str, fp8: bool = False):
+def lif_scan_op(x, v0, decay, threshold, p, *, state_shape, store_trace: bool, backend: str, saved: str = "float"):
     """Run the fused scan with resolved :class:`~neurogate.functional.lif.LIFParams`.
 
     ``x`` is ``[T, M]``; ``v0``, ``decay`` and ``threshold`` broadcast to ``state_shape``
     (``x``'s ``[B, ...]``, with ``M`` elements). Returns ``(spikes, v_final, h)`` with the
     operator's semantics, through the custom operator when tracing is possible and through the
-    eager fast path otherwise (see the module docstring). ``fp8``: keep the membrane for the
-    backward as a 1-byte code (:mod:`.saved_membrane`; ``h`` is then returned empty).
+    eager fast path otherwise (see the module docstring). ``saved``: what the backward keeps
+    (:mod:`.saved_membrane`): ``"float"`` (``h``), ``"fp8"`` (a 1-byte code of it) or
+    ``"recompute"`` (``x``, and checkpoints where the engine has a fused recompute path); with
+    ``"fp8"`` or ``"recompute"``, ``h`` is returned empty.
     """
     m = x.shape[1]
     eager = _plain_eager(x, v0, decay, threshold)
-    if fp8 and not eager:
+    if saved != "float" and not eager:
         raise ConfigError(
-            "saved_membrane='fp8' runs in eager mode only (not under torch.compile, torch.export, "
+            f"saved_membrane={saved!r} runs in eager mode only (not under torch.compile, torch.export, "
             "functorch transforms or tensor subclasses); use saved_membrane='float' there"
         )
     if eager:
@@ -270,7 +319,7 @@ def lif_scan_op(x, v0, decay, threshold, p, *, state_shape, store_trace: bool, b
         if torch.is_grad_enabled() and (
             x.requires_grad or v0.requires_grad or decay.requires_grad or threshold.requires_grad
         ):
-            return _EagerLIFScan.apply(x, v0, decay, threshold, p, store_trace, backend, state_shape, fp8)
+            return _EagerLIFScan.apply(x, v0, decay, threshold, p, store_trace, backend, state_shape, saved)
         return _forward(
             x, v0, _flat(decay, state_shape, m, backend), _flat(threshold, state_shape, m, backend),
             p.reset, p.decay_input, store_trace, backend,

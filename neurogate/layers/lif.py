@@ -46,9 +46,10 @@ class LIF(nn.Module):
         shape: neuron shape of the parameters (``()`` shares one value; ``(N,)`` gives each of
             ``N`` neurons its own).
         backend: engine override (``None``, ``"reference"``, ``"cpu"``, ``"triton"``).
-        saved_membrane: ``"float"`` (exact) or ``"fp8"``: keep a 1-byte code of the membrane for
-            the backward pass instead of a float (4x less memory, approximate surrogate gradients;
-            :mod:`neurogate.functional.saved_membrane`). Applies to the plain multi-step call.
+        saved_membrane: ``"float"`` (exact), ``"fp8"`` (keep a 1-byte code of the membrane for
+            the backward pass instead of a float: 4x less memory, approximate surrogate gradients)
+            or ``"recompute"`` (exact; keep the input and recompute the membrane: faster on a GPU).
+            See :mod:`neurogate.functional.saved_membrane`. Applies to the plain multi-step call.
 
     Example:
         >>> import torch, neurogate as ng
