@@ -207,6 +207,8 @@ def test_no_grad_does_not_store_the_trace() -> None:
 
 @needs_engine
 def test_non_finite_input_is_counted_and_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    if DEVICE == "cuda":  # by default only CPU tensors are checked (a GPU read-back is a host sync)
+        monkeypatch.setenv("NEUROGATE_CHECK_FINITE", "1")
     x = torch.rand(4, 2, 3, device=DEVICE)
     x[1, 0, 2] = float("nan")
     x[3, 1, 0] = float("-inf")
