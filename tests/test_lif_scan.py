@@ -284,11 +284,12 @@ def test_eager_fast_path_equals_the_custom_operator():
     s, v, h = lif_scan(x, decay=decay, threshold=thr, reset="zero", surrogate="sigmoid", decay_input=True,
                        return_state=True)
     ge = torch.autograd.grad((s * w).sum() + v.sum() + h.sum(), (x, decay, thr))
-    so, vo, ho = torch.ops.neurogate.lif_scan(
+    so, vo, ho, kept = torch.ops.neurogate.lif_scan(
         x.reshape(10, 60), torch.zeros(()).expand(60), decay.expand(3, 20).reshape(60),
         thr.expand(3, 20).reshape(60), p.alpha, p.reset, p.surrogate, p.decay_input, p.detach_reset,
-        True, "cpu",
+        True, "cpu", "float",
     )
+    assert kept.shape == (0, 60)  # the float mode keeps h itself
     go = torch.autograd.grad((so.view(10, 3, 20) * w).sum() + vo.sum() + ho.sum(), (x, decay, thr))
     assert torch.equal(s.view(10, 60), so) and torch.equal(v.view(60), vo) and torch.equal(h.view(10, 60), ho)
     for a, b in zip(ge, go):

@@ -93,3 +93,30 @@ def test_input_modified_in_place_after_the_forward_is_an_error():
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         s.sum().backward()
 
+
+
+@pytest.mark.parametrize("mode", ["recompute", "fp8"])
+def test_torch_compile_fullgraph_keeps_the_mode(mode):
+    # Under torch.compile the custom operator carries the mode: the compiled gradients equal the
+    # eager ones of the same mode, and the compiled graph keeps what the mode keeps.
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(8, 16)
+    lif = ng.LIF(tau=3.0, learn_threshold=True, shape=(16,), saved_membrane=mode)
+    lif_float = ng.LIF(tau=3.0, learn_threshold=True, shape=(16,))
+    net = torch.nn.Sequential(lin, lif)
+    x = torch.randn(12, 3, 8) * 2
+
+    def grads(model):
+        net.zero_grad()
+        model(x).sum(0).pow(2).sum().backward()
+        return [p.grad.clone() for p in net.parameters()]
+
+    eager = grads(net)
+    compiled = grads(torch.compile(net, fullgraph=True))
+    for a, b in zip(compiled, eager):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    net = torch.nn.Sequential(lin, lif_float)
+    float_grads = grads(net)
+    if mode == "recompute":  # exact
+        for a, b in zip(compiled, float_grads):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -2,6 +2,7 @@
 e4m3 table, exact spikes, gradients equal to the exact backward at the decoded membrane and close
 to the reference's, one byte kept per element, training parity, and its error paths."""
 
+import contextlib
 import itertools
 
 import numpy as np
@@ -185,12 +186,31 @@ def test_errors(mode):
     with pytest.raises(ConfigError, match=f"saved_membrane='{mode}' needs a fused engine"):
         lif_scan(x, decay=0.9, saved_membrane=mode, backend="reference")
 
+
+@pytest.mark.parametrize("mode", ["fp8", "recompute"])
+def test_the_custom_operator_keeps_the_mode(mode):
+    # Under a torch function mode lif_scan goes through torch.ops.neurogate.lif_scan (the path
+    # torch.compile sees): same spikes and gradients as the eager path, and the same tensors kept.
     class Mode(torch.overrides.TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             return func(*args, **(kwargs or {}))
 
-    with Mode(), pytest.raises(ConfigError, match=f"saved_membrane='{mode}' runs in eager mode only"):
-        lif_scan(x, decay=0.9, saved_membrane=mode)
+    g = torch.Generator().manual_seed(5)
+    x, w = torch.randn(20, 3, 16, generator=g), torch.randn(20, 3, 16, generator=g)
+    thr = (0.5 + torch.rand(16, generator=g)).requires_grad_()
+    results = []
+    for mode_ctx in (contextlib.nullcontext, Mode):
+        xs = x.clone().requires_grad_()
+        kept: list[torch.Tensor] = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: kept.append(t) or t, lambda t: t), mode_ctx():
+            s = lif_scan(xs, decay=0.8, threshold=thr, saved_membrane=mode)
+        grads = torch.autograd.grad((s * w).sum(), (xs, thr))
+        big = sorted((t.dtype, t.numel()) for t in kept if t.numel() >= x.numel() // 8)
+        results.append((s, grads, big))
+    (s_e, g_e, k_e), (s_o, g_o, k_o) = results
+    assert torch.equal(s_e, s_o) and k_e == k_o
+    for a, b in zip(g_e, g_o):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

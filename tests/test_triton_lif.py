@@ -390,3 +390,24 @@ def test_fp8_half_fused_double_torch_coded(dtype: torch.dtype) -> None:
     assert torch.equal(grads[0][0], grads[1][0])
     a, b = grads[0][1].double(), grads[1][1].double()
     assert float((a - b).norm() / b.norm()) < 0.1  # approximate surrogate factors, exact spikes
+
+
+@needs_engine
+@pytest.mark.parametrize("mode", ["recompute", "fp8"])
+def test_modes_through_the_custom_operator(mode: str) -> None:
+    # torch.compile sees the custom operator: its fake implementation must give the shapes the
+    # engine gives (checkpoints every K steps, fp8 codes), and the gradients must equal eager's.
+    if DEVICE != "cpu":
+        pytest.skip("torch.compile on CPU tensors under the interpreter")
+    p = _problem(T=10, B=2, N=12, seed=14)
+
+    def f(x, thr):
+        return L.lif_scan(x, decay=0.7, threshold=thr, backend="triton", saved_membrane=mode)
+
+    out = []
+    for fn in (f, torch.compile(f, fullgraph=True, backend="aot_eager")):
+        x, thr = p["x"].clone().requires_grad_(), p["threshold"].clone().requires_grad_()
+        s = fn(x, thr)
+        out.append([s, *torch.autograd.grad((s * p["gs"]).sum(), (x, thr))])
+    for a, b in zip(*out):
+        assert torch.equal(a, b)

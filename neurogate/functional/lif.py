@@ -319,8 +319,8 @@ def lif_scan(
             per element in float32), ``"fp8"`` (a 1-byte code of :math:`h_t - \vartheta`:
             exact spikes, approximate surrogate gradients, 4x less memory) or ``"recompute"``
             (exact: keeps ``x`` and recomputes the membrane in the backward; fewer bytes moved on
-            a GPU, see :mod:`neurogate.cuda.lif_recompute`). Both are eager mode only
-            (:mod:`neurogate.functional.saved_membrane`). With ``return_state`` the float trace is
+            a GPU, see :mod:`neurogate.cuda.lif_recompute`); see
+            :mod:`neurogate.functional.saved_membrane`. With ``return_state`` the float trace is
             returned and kept.
 
     Returns:

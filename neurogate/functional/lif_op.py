@@ -17,6 +17,12 @@ decay_input, detach_reset) -> (grad_x, grad_v0, grad_decay, grad_threshold)``
     recomputed from ``h`` (``h >= threshold``), so ``h`` is the only ``[T, M]`` tensor kept for
     backward.
 
+What the backward keeps is chosen by ``saved_membrane`` (:mod:`.saved_membrane`), in both paths
+(:func:`_scan_forward` and :func:`_scan_backward`): ``h``; its fp8 code, made by the engine when it
+sets ``FUSED_FP8`` (``forward(..., fp8_code=True)``, ``backward`` decoding a float8 ``h``) and by
+torch otherwise; or, for ``"recompute"``, ``x`` and the checkpoints of an engine listed in
+``_RECOMPUTE`` (its own ``forward``/``backward``), else ``x`` alone, the forward being run again.
+
 Eager calls on plain tensors skip the ``torch.library`` machinery: :func:`lif_scan_op` runs the
 same engine functions through a plain :class:`torch.autograd.Function` (or, when no gradient is
 needed, calls the engine directly). The custom operator's Python dispatch (schema handling,
@@ -41,7 +47,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from ..cpu import buffers
-from ..errors import ConfigError, ValueRangeError
+from ..errors import ValueRangeError
 from . import saved_membrane
 
 __all__ = ["lif_scan_op"]
@@ -92,6 +98,76 @@ def _raise_if_bad(bad, device: torch.device) -> None:
             )
 
 
+def _empty_h(x: torch.Tensor) -> torch.Tensor:
+    return x.new_empty((0, x.shape[1]), dtype=_state_dtype(x.dtype))
+
+
+def _scan_forward(x, v0, decay, threshold, reset, decay_input, store_trace, backend, saved):
+    """``(spikes, v_final, h, kept)``: the forward pass and what the backward keeps besides ``h``.
+
+    ``saved`` (:mod:`.saved_membrane`): ``"float"`` keeps ``h`` itself (``kept`` is empty);
+    ``"fp8"`` keeps its 1-byte code (made in the kernels where the engine can, else by torch);
+    ``"recompute"`` keeps the checkpoints of an engine with a fused recompute path, else nothing
+    (the caller keeps ``x``). ``h`` is empty unless ``saved == "float"`` and ``store_trace``.
+    """
+    if saved == "recompute" and backend in _RECOMPUTE:
+        mod = _recompute(backend)
+        spikes, v_final, kept, bad = mod.forward(
+            x, v0, decay, threshold, reset=reset, decay_input=decay_input, checkpoint_every=mod.CHECKPOINT_EVERY,
+        )
+        _raise_if_bad(bad, x.device)
+        return spikes, v_final, _empty_h(x), kept
+    if saved == "fp8" and _fused_fp8(backend, x.dtype):
+        spikes, v_final, kept = _forward(x, v0, decay, threshold, reset, decay_input, True, backend, fp8_code=True)
+        return spikes, v_final, _empty_h(x), kept
+    spikes, v_final, h = _forward(
+        x, v0, decay, threshold, reset, decay_input, saved == "fp8" or (store_trace and saved == "float"), backend,
+    )
+    if saved == "fp8":  # h is a scratch: coded in place
+        return spikes, v_final, _empty_h(x), saved_membrane.encode(h, threshold)
+    return spikes, v_final, h, _empty_h(x)
+
+
+def _kept_shape(x: torch.Tensor, backend: str, saved: str) -> tuple[tuple[int, int], torch.dtype]:
+    """Shape and dtype of :func:`_scan_forward`'s ``kept`` (for the fake implementation)."""
+    T, M = x.shape
+    if saved == "fp8":
+        return (T, M), torch.float8_e4m3fn
+    if saved == "recompute" and backend in _RECOMPUTE:
+        K = _recompute(backend).CHECKPOINT_EVERY
+        return (-(-T // K), M), _state_dtype(x.dtype)
+    return (0, M), _state_dtype(x.dtype)
+
+
+def _scan_backward(grad_s, grad_vT, grad_h, h, kept, x, v0, decay, threshold, *, alpha, reset, surrogate,
+                   decay_input, detach_reset, backend, saved, **extra):
+    """``(grad_x, grad_v0, grad_decay, grad_threshold)`` from what :func:`_scan_forward` kept.
+
+    ``x`` is needed with ``decay_input`` or ``saved == "recompute"``; ``extra`` goes to the engine
+    (the CPU engine's ``reduce_params``).
+    """
+    args = dict(alpha=alpha, reset=reset, surrogate=surrogate, decay_input=decay_input, detach_reset=detach_reset)
+    if saved == "recompute" and backend in _RECOMPUTE:  # fused: the engine recomputes h per block
+        mod = _recompute(backend)
+        if grad_s is None:
+            grad_s = v0.new_zeros(()).expand(x.shape)
+        return mod.backward(grad_s, grad_vT, x, kept, v0, decay, threshold, **args,
+                            checkpoint_every=mod.CHECKPOINT_EVERY)
+    if saved == "recompute":  # any other engine: run its forward again for h
+        _, _, h = _forward(x, v0, decay, threshold, reset, decay_input, True, backend)
+    elif saved == "fp8" and _fused_fp8(backend, threshold.dtype):
+        h = kept  # the engine decodes the codes itself
+    elif saved == "fp8":  # the exact backward, run on the decoded membrane (saved_membrane's docstring)
+        dtype = _state_dtype(threshold.dtype)
+        out = buffers.empty(tuple(kept.shape), dtype) if kept.device.type == "cpu" else torch.empty(
+            kept.shape, dtype=dtype, device=kept.device)
+        h = saved_membrane.decode(kept, threshold.to(dtype), out)
+    if grad_s is None and backend != "cpu":
+        grad_s = v0.new_zeros(()).expand(h.shape)
+    return _engine(backend).backward(grad_s, grad_vT, grad_h, h, x if decay_input else None, v0, decay, threshold,
+                                     **args, **extra)
+
+
 @torch.library.custom_op("neurogate::lif_scan", mutates_args=())
 def _lif_scan(
     x: torch.Tensor,
@@ -105,8 +181,9 @@ def _lif_scan(
     detach_reset: bool,
     store_trace: bool,
     backend: str,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return _forward(x, v0, decay, threshold, reset, decay_input, store_trace, backend)
+    saved: str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _scan_forward(x, v0, decay, threshold, reset, decay_input, store_trace, backend, saved)
 
 
 def _check_finite(device: torch.device) -> bool:
@@ -121,10 +198,11 @@ def _check_finite(device: torch.device) -> bool:
 
 
 @_lif_scan.register_fake
-def _(x, v0, decay, threshold, alpha, reset, surrogate, decay_input, detach_reset, store_trace, backend):
-    h_rows = x.shape[0] if store_trace else 0
+def _(x, v0, decay, threshold, alpha, reset, surrogate, decay_input, detach_reset, store_trace, backend, saved):
+    h_rows = x.shape[0] if store_trace and saved == "float" else 0
     h = x.new_empty((h_rows, x.shape[1]), dtype=_state_dtype(x.dtype))
-    return torch.empty_like(x), torch.empty_like(v0), h
+    shape, dtype = _kept_shape(x, backend, saved)
+    return torch.empty_like(x), torch.empty_like(v0), h, x.new_empty(shape, dtype=dtype)
 
 
 @torch.library.custom_op("neurogate::lif_scan_backward", mutates_args=())
@@ -133,6 +211,7 @@ def _lif_scan_backward(
     grad_vT: torch.Tensor | None,
     grad_h: torch.Tensor | None,
     h: torch.Tensor,
+    kept: torch.Tensor,
     x: torch.Tensor | None,
     v0: torch.Tensor,
     decay: torch.Tensor,
@@ -143,16 +222,16 @@ def _lif_scan_backward(
     decay_input: bool,
     detach_reset: bool,
     backend: str,
+    saved: str,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    return _engine(backend).backward(
-        grad_s, grad_vT, grad_h, h, x, v0, decay, threshold,
-        alpha=alpha, reset=reset, surrogate=surrogate,
-        decay_input=decay_input, detach_reset=detach_reset,
+    return _scan_backward(
+        grad_s, grad_vT, grad_h, h, kept, x, v0, decay, threshold, alpha=alpha, reset=reset,
+        surrogate=surrogate, decay_input=decay_input, detach_reset=detach_reset, backend=backend, saved=saved,
     )
 
 
 @_lif_scan_backward.register_fake
-def _(grad_s, grad_vT, grad_h, h, x, v0, decay, threshold, *args):
+def _(grad_s, grad_vT, grad_h, h, kept, x, v0, decay, threshold, *args):
     return (
         grad_s.new_empty(grad_s.shape),
         torch.empty_like(v0),
@@ -162,19 +241,20 @@ def _(grad_s, grad_vT, grad_h, h, x, v0, decay, threshold, *args):
 
 
 def _setup_context(ctx, inputs, output):
-    x, v0, decay, threshold, alpha, reset, surrogate, decay_input, detach_reset, store_trace, backend = inputs
-    _, _, h = output
-    ctx.save_for_backward(h, x if decay_input else None, v0, decay, threshold)
-    ctx.args = (alpha, reset, surrogate, decay_input, detach_reset, backend)
+    x, v0, decay, threshold, alpha, reset, surrogate, decay_input, detach_reset, store_trace, backend, saved = inputs
+    _, _, h, kept = output
+    keep_x = decay_input or saved == "recompute"
+    ctx.save_for_backward(h, kept, x if keep_x else None, v0, decay, threshold)
+    ctx.args = (alpha, reset, surrogate, decay_input, detach_reset, backend, saved)
     ctx.set_materialize_grads(False)
 
 
-def _backward(ctx, grad_s, grad_vT, grad_h):
-    h, x, v0, decay, threshold = ctx.saved_tensors
-    if grad_s is None:  # only v_final or v_trace is used downstream
-        grad_s = v0.new_zeros(()).expand(h.shape)
-    gx, gv0, gd, gth = _lif_scan_backward(grad_s, grad_vT, grad_h, h, x, v0, decay, threshold, *ctx.args)
-    return gx, gv0, gd, gth, None, None, None, None, None, None, None
+def _backward(ctx, grad_s, grad_vT, grad_h, grad_kept):
+    h, kept, x, v0, decay, threshold = ctx.saved_tensors
+    if grad_s is None:  # only v_final or v_trace is used downstream (then saved is "float")
+        grad_s = v0.new_zeros(()).expand(h.shape if h.shape[0] else x.shape)
+    gx, gv0, gd, gth = _lif_scan_backward(grad_s, grad_vT, grad_h, h, kept, x, v0, decay, threshold, *ctx.args)
+    return gx, gv0, gd, gth, None, None, None, None, None, None, None, None
 
 
 _lif_scan.register_autograd(_backward, setup_context=_setup_context)
@@ -210,62 +290,27 @@ class _EagerLIFScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, v0, decay, threshold, p, store_trace, backend, state_shape, saved):  # type: ignore[override]
         m = x.shape[1]
-        thr = _flat(threshold, state_shape, m, backend)
-        dec = _flat(decay, state_shape, m, backend)
-        every, fused_fp8 = 0, saved == "fp8" and _fused_fp8(backend, x.dtype)
-        if saved == "recompute" and backend in _RECOMPUTE:  # a fused engine keeps checkpoints
-            every = _recompute(backend).CHECKPOINT_EVERY
-            spikes, v_final, kept, bad = _recompute(backend).forward(
-                x, v0, dec, thr, reset=p.reset, decay_input=p.decay_input, checkpoint_every=every,
-            )
-            _raise_if_bad(bad, x.device)
-            h = x.new_empty((0, m), dtype=_state_dtype(x.dtype))
-        elif fused_fp8:  # the kernel writes the 1-byte code of h - threshold
-            spikes, v_final, kept = _forward(x, v0, dec, thr, p.reset, p.decay_input, True, backend, fp8_code=True)
-            h = x.new_empty((0, m), dtype=torch.float32)
-        else:
-            spikes, v_final, h = _forward(x, v0, dec, thr, p.reset, p.decay_input, store_trace, backend)
-            kept = h
-            if saved == "fp8":  # code h - threshold in torch; h (a scratch then) is not returned
-                kept, h = saved_membrane.encode(h, thr), h.new_empty((0, m))
-            elif saved == "recompute":  # keep x only: the backward runs this forward again
-                kept = None
-        ctx.save_for_backward(kept, x if p.decay_input or saved == "recompute" else None, v0, decay, threshold)
-        ctx.p, ctx.backend, ctx.state_shape, ctx.saved, ctx.every = p, backend, state_shape, saved, every
-        ctx.fused_fp8 = fused_fp8
+        spikes, v_final, h, kept = _scan_forward(
+            x, v0, _flat(decay, state_shape, m, backend), _flat(threshold, state_shape, m, backend),
+            p.reset, p.decay_input, store_trace, backend, saved,
+        )
+        keep_x = p.decay_input or saved == "recompute"
+        ctx.save_for_backward(h if saved == "float" else kept, x if keep_x else None, v0, decay, threshold)
+        ctx.p, ctx.backend, ctx.state_shape, ctx.saved = p, backend, state_shape, saved
         ctx.set_materialize_grads(False)
         return spikes, v_final, h
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_s, grad_vT, grad_h):  # type: ignore[override]
-        h, x, v0, decay, threshold = ctx.saved_tensors
-        p, shape = ctx.p, ctx.state_shape
-        m = x.shape[1] if h is None else h.shape[1]
-        dec, thr = _flat(decay, shape, m, ctx.backend), _flat(threshold, shape, m, ctx.backend)
-        if ctx.saved == "recompute" and h is not None:  # fused: the engine recomputes h per block
-            if grad_s is None:
-                grad_s = v0.new_zeros(()).expand(x.shape)
-            gx, gv0, gd, gth = _recompute(ctx.backend).backward(
-                grad_s, grad_vT, x, h, v0, dec, thr, alpha=p.alpha, reset=p.reset, surrogate=p.surrogate,
-                decay_input=p.decay_input, detach_reset=p.detach_reset, checkpoint_every=ctx.every,
-            )
-            return _grads(ctx, gx, gv0, gd, gth)
-        if ctx.saved == "recompute":  # any other engine: run its forward again for h
-            _, _, h = _forward(x, v0, dec, thr, p.reset, p.decay_input, True, ctx.backend)
-        if ctx.saved == "fp8" and not ctx.fused_fp8:  # (fused: the engine decodes the codes itself)
-            # the exact backward, run on the decoded membrane (saved_membrane's docstring)
-            dtype = _state_dtype(threshold.dtype)
-            out = buffers.empty(tuple(h.shape), dtype) if h.device.type == "cpu" else torch.empty(
-                h.shape, dtype=dtype, device=h.device)
-            h = saved_membrane.decode(h, thr.to(dtype), out)
-        extra = {"reduce_params": True} if ctx.backend == "cpu" else {}
-        if grad_s is None and ctx.backend != "cpu":
-            grad_s = v0.new_zeros(()).expand(h.shape)
-        gx, gv0, gd, gth = _engine(ctx.backend).backward(
-            grad_s, grad_vT, grad_h, h, x if p.decay_input else None, v0, dec, thr,
-            alpha=p.alpha, reset=p.reset, surrogate=p.surrogate, decay_input=p.decay_input,
-            detach_reset=p.detach_reset, **extra,
+        kept, x, v0, decay, threshold = ctx.saved_tensors
+        p, shape, backend = ctx.p, ctx.state_shape, ctx.backend
+        m = shape.numel()
+        gx, gv0, gd, gth = _scan_backward(
+            grad_s, grad_vT, grad_h, kept, kept, x, v0, _flat(decay, shape, m, backend),
+            _flat(threshold, shape, m, backend), alpha=p.alpha, reset=p.reset, surrogate=p.surrogate,
+            decay_input=p.decay_input, detach_reset=p.detach_reset, backend=backend, saved=ctx.saved,
+            **({"reduce_params": True} if backend == "cpu" else {}),
         )
         return _grads(ctx, gx, gv0, gd, gth)
 
@@ -307,13 +352,7 @@ def lif_scan_op(x, v0, decay, threshold, p, *, state_shape, store_trace: bool, b
     ``"fp8"`` or ``"recompute"``, ``h`` is returned empty.
     """
     m = x.shape[1]
-    eager = _plain_eager(x, v0, decay, threshold)
-    if saved != "float" and not eager:
-        raise ConfigError(
-            f"saved_membrane={saved!r} runs in eager mode only (not under torch.compile, torch.export, "
-            "functorch transforms or tensor subclasses); use saved_membrane='float' there"
-        )
-    if eager:
+    if _plain_eager(x, v0, decay, threshold):
         # v0's gradient is per element ([M]): only a constant v0 may stay one element.
         v0 = _flat(v0, state_shape, m, "" if v0.requires_grad else backend)
         if torch.is_grad_enabled() and (
@@ -324,7 +363,8 @@ def lif_scan_op(x, v0, decay, threshold, p, *, state_shape, store_trace: bool, b
             x, v0, _flat(decay, state_shape, m, backend), _flat(threshold, state_shape, m, backend),
             p.reset, p.decay_input, store_trace, backend,
         )
-    return torch.ops.neurogate.lif_scan(
+    spikes, v_final, h, _ = torch.ops.neurogate.lif_scan(
         x, _flat(v0, state_shape, m), _flat(decay, state_shape, m), _flat(threshold, state_shape, m),
-        p.alpha, p.reset, p.surrogate, p.decay_input, p.detach_reset, store_trace, backend,
+        p.alpha, p.reset, p.surrogate, p.decay_input, p.detach_reset, store_trace, backend, saved,
     )
+    return spikes, v_final, h
