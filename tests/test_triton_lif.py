@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from neurogate import surrogate as ng_surrogate
-from neurogate.errors import ValueRangeError
+from neurogate.errors import ConfigError, ValueRangeError
 from neurogate.functional import lif as L
 
 _HAS_TRITON = importlib.util.find_spec("triton") is not None
@@ -248,7 +248,8 @@ def _run_recompute(p: dict, loss: str = "spikes", **kw) -> list[torch.Tensor]:
     """``[spikes, dx, dv0, ddecay, dthreshold]`` without return_state (the fused recompute path)."""
     leaves = {k: p[k].clone().requires_grad_() for k in ("x", "decay", "threshold", "v0")}
     s = L.lif_scan(leaves["x"], decay=leaves["decay"], threshold=leaves["threshold"], v0=leaves["v0"], **kw)
-    (s * p["gs"]).sum().backward() if loss == "dense" else s.sum().backward()
+    total = (s * p["gs"]).sum() if loss == "dense" else s.sum()
+    total.backward()
     return [s] + [leaves[k].grad for k in ("x", "v0", "decay", "threshold")]
 
 
@@ -282,6 +283,16 @@ def test_recompute_any_checkpoint_interval(every: int, T: int, monkeypatch: pyte
     flt = _run_recompute(p, "dense", backend="triton", reset="zero")
     for a, b in zip(rec, flt):
         assert torch.equal(a, b)
+
+
+@needs_engine
+def test_recompute_checkpoint_interval_must_be_a_power_of_two(monkeypatch: pytest.MonkeyPatch) -> None:
+    from neurogate.cuda import lif_recompute
+
+    monkeypatch.setattr(lif_recompute, "CHECKPOINT_EVERY", 6)
+    x = _problem(T=7, B=1, N=3)["x"].requires_grad_()
+    with pytest.raises(ConfigError, match="checkpoint_every=6 must be a power of two"):
+        L.lif_scan(x, decay=0.5, backend="triton", saved_membrane="recompute")
 
 
 @needs_engine

@@ -337,6 +337,11 @@ def forward(
     v0, decay, threshold = (_flat(t, cdt, M) for t in (v0, decay, threshold))
     spikes = torch.empty((T, M), dtype=x.dtype, device=dev)
     v_final = torch.empty(M, dtype=_kernel_out_dtype(x.dtype), device=dev)
+    if checkpoint_every and checkpoint_every & (checkpoint_every - 1):
+        raise ConfigError(
+            f"checkpoint_every={checkpoint_every} must be a power of two: the recompute backward "
+            "holds blocks of that many steps as Triton tiles (set lif_recompute.CHECKPOINT_EVERY to 4, 8 or 16)"
+        )
     if fp8_code and cdt != torch.float32:
         raise ConfigError(f"the Triton engine codes float32 membranes in fp8; the state here is {cdt}")
     h = torch.empty((T if store_trace else 0, M), dtype=torch.uint8 if fp8_code else cdt, device=dev)

@@ -36,9 +36,9 @@ import triton.language as tl
 
 from . import lif as _lif
 
-__all__ = ["CHECKPOINT_EVERY", "backward", "forward"]
+__all__ = ["CHECKPOINT_EVERY", "backward"]
 
-CHECKPOINT_EVERY = 8  # K: benchmarks/gpu_lif.py sweeps it
+CHECKPOINT_EVERY = 8  # K, a power of two (a tile dimension): benchmarks/gpu_lif.py sweeps it
 
 
 @triton.jit
@@ -121,23 +121,6 @@ def _backward_recompute_kernel(
     tl.store(gth_ptr + offs, acc_th.to(gth_ptr.dtype.element_ty), mask=mask)
 
 
-def forward(
-    x: torch.Tensor,
-    v0: torch.Tensor,
-    decay: torch.Tensor,
-    threshold: torch.Tensor,
-    *,
-    reset: int,
-    decay_input: bool,
-    checkpoint_every: int = CHECKPOINT_EVERY,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | int]:
-    """``(spikes, v_final, checkpoints, n_bad)``: the forward pass, keeping checkpoints, not ``h``."""
-    return _lif.forward(
-        x, v0, decay, threshold, reset=reset, decay_input=decay_input, store_trace=False,
-        checkpoint_every=checkpoint_every,
-    )
-
-
 def _config(m: int, device: torch.device, itemsize: int = 4) -> tuple[int, int]:
     """``(BLOCK, num_warps)`` for the backward kernel on inputs of ``itemsize`` bytes.
 
@@ -180,8 +163,6 @@ def backward(
     T, M = x.shape
     dev = x.device
     K = int(checkpoint_every)
-    if K < 1 or K & (K - 1):
-        raise ValueError(f"checkpoint_every={K} must be a power of two (a Triton tile dimension)")
     if checkpoints.shape != (triton.cdiv(T, K), M):  # an engine bug, not a user error
         raise RuntimeError(f"checkpoints {tuple(checkpoints.shape)} do not match [T, M] = [{T}, {M}] every {K} steps")
     decay, threshold = (_lif._flat(t, cdt, M) for t in (decay, threshold))

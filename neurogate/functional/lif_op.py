@@ -21,7 +21,8 @@ What the backward keeps is chosen by ``saved_membrane`` (:mod:`.saved_membrane`)
 (:func:`_scan_forward` and :func:`_scan_backward`): ``h``; its fp8 code, made by the engine when it
 sets ``FUSED_FP8`` (``forward(..., fp8_code=True)``, ``backward`` decoding a float8 ``h``) and by
 torch otherwise; or, for ``"recompute"``, ``x`` and the checkpoints of an engine listed in
-``_RECOMPUTE`` (its own ``forward``/``backward``), else ``x`` alone, the forward being run again.
+``_RECOMPUTE`` (``forward(..., checkpoint_every=K)`` and that module's ``backward``), else ``x``
+alone, the forward being run again.
 
 Eager calls on plain tensors skip the ``torch.library`` machinery: :func:`lif_scan_op` runs the
 same engine functions through a plain :class:`torch.autograd.Function` (or, when no gradient is
@@ -110,12 +111,10 @@ def _scan_forward(x, v0, decay, threshold, reset, decay_input, store_trace, back
     ``"recompute"`` keeps the checkpoints of an engine with a fused recompute path, else nothing
     (the caller keeps ``x``). ``h`` is empty unless ``saved == "float"`` and ``store_trace``.
     """
-    if saved == "recompute" and backend in _RECOMPUTE:
-        mod = _recompute(backend)
-        spikes, v_final, kept, bad = mod.forward(
-            x, v0, decay, threshold, reset=reset, decay_input=decay_input, checkpoint_every=mod.CHECKPOINT_EVERY,
-        )
-        _raise_if_bad(bad, x.device)
+    if saved == "recompute" and backend in _RECOMPUTE:  # the engine's forward keeps checkpoints instead of h
+        checkpoint_every = _recompute(backend).CHECKPOINT_EVERY
+        spikes, v_final, kept = _forward(x, v0, decay, threshold, reset, decay_input, False, backend,
+                                         checkpoint_every=checkpoint_every)
         return spikes, v_final, _empty_h(x), kept
     if saved == "fp8" and _fused_fp8(backend, x.dtype):
         spikes, v_final, kept = _forward(x, v0, decay, threshold, reset, decay_input, True, backend, fp8_code=True)
@@ -312,13 +311,12 @@ class _EagerLIFScan(torch.autograd.Function):
             decay_input=p.decay_input, detach_reset=p.detach_reset, backend=backend, saved=ctx.saved,
             **({"reduce_params": True} if backend == "cpu" else {}),
         )
-        return _grads(ctx, gx, gv0, gd, gth)
+        return _grads(ctx, gx, gv0, gd, gth, decay, threshold)
 
 
-def _grads(ctx, gx, gv0, gd, gth) -> tuple:
+def _grads(ctx, gx, gv0, gd, gth, decay, threshold) -> tuple:
     """:meth:`_EagerLIFScan.backward`'s return: the engine's gradients for the inputs that need one."""
     need, shape = ctx.needs_input_grad, ctx.state_shape
-    decay, threshold = ctx.saved_tensors[3:5]
     return (
         gx if need[0] else None,
         gv0 if need[1] else None,
