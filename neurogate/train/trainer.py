@@ -94,11 +94,14 @@ def fit(model: nn.Module | str | None = None, data: DataArg = None,
         nd.registry.get_spec(cfg.dataset)
     ctx = nt.setup(cfg.device)
     threads = nt.set_threads(cfg.threads)
+    clean = False
     try:
-        return _Run(cfg, ctx, model if isinstance(model, nn.Module) else None, data).train()
+        result = _Run(cfg, ctx, model if isinstance(model, nn.Module) else None, data).train()
+        clean = True
+        return result
     finally:
         nt.set_threads(threads)
-        nt.teardown(ctx)
+        nt.teardown(ctx, clean=clean)
 
 
 def lr_factor(schedule: str, step: int, total: int) -> float:
